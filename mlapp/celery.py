@@ -1,0 +1,15 @@
+"""The Celery app. Tasks live in each app's tasks.py; schedules live in the
+database (django-celery-beat) and are seeded by `manage.py setup_periodic_tasks`."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapp.settings")
+# HistGradientBoosting's OpenMP threads spin between calls and hurt tail latency
+# on small machines; workers and web processes score with one thread each.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+app = Celery("mlapp")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,268 @@
+"""Settings, all read from the environment (see docs/configuration.md).
+
+With no environment set, everything runs on embedded defaults under ``var/``:
+SQLite for Django and for the MLflow backend store, and a Celery broker kept in
+a SQLite file. Malformed values stop the process at start with the variable's
+name, never at first use.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+
+def _read(name, cast, default, *, minimum=None):
+    """Read one variable, naming it in the error when its value is malformed."""
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"Setting {name}={raw!r} is malformed: {exc}") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"Setting {name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+VAR_DIR = Path(_read("MLAPP_VAR_DIR", str, str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = _read("DEBUG", _bool, False)
+
+
+def _secret_key() -> str:
+    key = env.str("SECRET_KEY", default="")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    # Embedded demo: one random key per checkout, kept so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "models_registry",
+    "predictions",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mlapp.urls"
+WSGI_APPLICATION = "mlapp.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "mlapp.context_processors.platform",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+try:
+    DATABASES = {
+        "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mlapp.sqlite3'}"),
+    }
+except Exception as exc:  # django-environ raises several types for a bad URL
+    raise ImproperlyConfigured(f"Setting DATABASE_URL is malformed: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share the file: WAL lets readers run beside a writer,
+    # IMMEDIATE takes the write lock up front instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (plotly.js is served from the installed plotly package) ------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- REST API -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mlapp API",
+    "DESCRIPTION": "Predictions, model registry, ingestion and monitoring.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Celery -------------------------------------------------------------------
+CELERY_BROKER_URL = _read(
+    "CELERY_BROKER_URL", str, f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+)
+CELERY_RESULT_BACKEND = _read(
+    "CELERY_RESULT_BACKEND",
+    str,
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith("redis")
+    else f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite3'}",
+)
+CELERY_TASK_ALWAYS_EAGER = _read("CELERY_TASK_ALWAYS_EAGER", _bool, False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- MLflow -------------------------------------------------------------------
+# The platform must work air-gapped: MLflow sends no usage telemetry.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def _mlflow_uri_for(database: dict) -> str:
+    """The MLflow backend store lives in the same database as Django's tables."""
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # A separate file: SQLite allows one writer at a time per file.
+        return f"sqlite:///{VAR_DIR / 'mlflow.sqlite3'}"
+    if "postgresql" in database["ENGINE"]:
+        from urllib.parse import quote
+
+        user = quote(database.get("USER") or "", safe="")
+        password = quote(database.get("PASSWORD") or "", safe="")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = database.get("HOST") or "localhost"
+        port = f":{database['PORT']}" if database.get("PORT") else ""
+        return f"postgresql+psycopg://{auth}{host}{port}/{database['NAME']}"
+    raise ImproperlyConfigured(
+        f"Set MLFLOW_TRACKING_URI: no default for database engine {database['ENGINE']}"
+    )
+
+
+MLFLOW_TRACKING_URI = _read("MLFLOW_TRACKING_URI", str, _mlflow_uri_for(DATABASES["default"]))
+MLFLOW_ARTIFACT_ROOT = _read(
+    "MLFLOW_ARTIFACT_ROOT", str, (VAR_DIR / "mlartifacts").as_uri()
+)
+MLFLOW_EXPERIMENT_NAME = _read("MLFLOW_EXPERIMENT_NAME", str, "mlapp")
+MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, "http://127.0.0.1:5000")
+
+# --- mlapp --------------------------------------------------------------------
+MLAPP_DATA_DIR = Path(_read("MLAPP_DATA_DIR", str, str(VAR_DIR / "data"))).resolve()
+MLAPP_UPLOAD_DIR = VAR_DIR / "uploads"
+# The registered model that the platform serves, ingests for and monitors.
+MLAPP_MODEL_NAME = _read("MLAPP_MODEL_NAME", str, "churn-demo")
+# How often a serving process asks the registry where the `production` alias points.
+MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
+MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
+MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)
+MLAPP_INGEST_EVERY_SECONDS = _read("MLAPP_INGEST_EVERY_SECONDS", int, 60, minimum=5)
+MLAPP_SCORE_EVERY_MINUTES = _read("MLAPP_SCORE_EVERY_MINUTES", int, 2, minimum=1)
+MLAPP_DRIFT_EVERY_MINUTES = _read("MLAPP_DRIFT_EVERY_MINUTES", int, 5, minimum=1)
+MLAPP_ALERT_EMAILS = _read("MLAPP_ALERT_EMAILS", _csv, [])
+MLAPP_ALERT_WEBHOOK_URL = _read("MLAPP_ALERT_WEBHOOK_URL", str, "")
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+EMAIL_BACKEND = _read(
+    "EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", str, "mlapp@localhost")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", str, "INFO")},
+    "loggers": {
+        "alembic": {"level": "WARNING"},
+        "mlflow": {"level": "WARNING"},
+    },
+}

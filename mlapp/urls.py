@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+
+api_v1 = [
+    path("", include("predictions.api_urls")),
+    path("", include("models_registry.api_urls")),
+    path("", include("monitoring.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="monitoring:overview", permanent=False), name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include(api_v1)),
+    path("models/", include("models_registry.urls")),
+    path("predictions/", include("predictions.urls")),
+    path("monitoring/", include("monitoring.urls")),
+]

@@ -1,0 +1,72 @@
+"""The one place that talks to MLflow: tracking URI, experiment, client.
+
+Nothing here runs at import time; every caller goes through `client()` or
+`tracking_configure()` so the URI comes from settings (and tests can point it
+at their own store).
+"""
+
+from functools import cache
+
+import mlflow
+from django.conf import settings
+from mlflow.tracking import MlflowClient
+
+PRODUCTION = "production"
+CHALLENGER = "challenger"
+
+# MLflow saves scikit-learn models with skops and refuses types it does not
+# trust. These are the exact types our pipelines need (see NOTES.md).
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.tree._tree.Tree",
+    "numpy.dtype",
+]
+
+
+def tracking_configure() -> None:
+    """Point the mlflow module at our store (idempotent, cheap)."""
+    if mlflow.get_tracking_uri() != settings.MLFLOW_TRACKING_URI:
+        mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
+        mlflow.set_registry_uri(settings.MLFLOW_TRACKING_URI)
+
+
+def client() -> MlflowClient:
+    tracking_configure()
+    return MlflowClient(
+        tracking_uri=settings.MLFLOW_TRACKING_URI, registry_uri=settings.MLFLOW_TRACKING_URI
+    )
+
+
+def experiment_id_get() -> str:
+    """The experiment our runs go to, created with our artifact root the first time."""
+    return _experiment_id(settings.MLFLOW_TRACKING_URI, settings.MLFLOW_EXPERIMENT_NAME)
+
+
+@cache
+def _experiment_id(tracking_uri: str, experiment_name: str) -> str:
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return mlflow_client.create_experiment(
+            experiment_name, artifact_location=settings.MLFLOW_ARTIFACT_ROOT
+        )
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our read and our write.
+        return mlflow_client.get_experiment_by_name(experiment_name).experiment_id
+
+
+def run_url(run_id: str, experiment_id: str | None = None) -> str:
+    base = settings.MLFLOW_UI_URL.rstrip("/")
+    if experiment_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/runs/{run_id}"
+
+
+def model_url(name: str, version: int | None = None) -> str:
+    base = settings.MLFLOW_UI_URL.rstrip("/")
+    if version is None:
+        return f"{base}/#/models/{name}"
+    return f"{base}/#/models/{name}/versions/{version}"

@@ -1,0 +1,114 @@
+from django.conf import settings
+from django.db import models
+
+
+class ModelVersion(models.Model):
+    """Our record of a registered MLflow model version.
+
+    Written once, when the version is registered, and never changed: the MLflow
+    registry stays the source of truth for which versions exist and where the
+    aliases point; this row keeps what pages, validation and drift need without
+    a round trip to MLflow (and keeps serving when MLflow is unreachable).
+    """
+
+    class Task(models.TextChoices):
+        CLASSIFICATION = "classification"
+        REGRESSION = "regression"
+
+    name = models.CharField(max_length=255)
+    version = models.PositiveIntegerField()
+    run_id = models.CharField(max_length=64)
+    task = models.CharField(max_length=32, choices=Task.choices)
+    target = models.CharField(max_length=255)
+    estimator = models.CharField(max_length=255, blank=True)
+    metrics = models.JSONField(default=dict)
+    params = models.JSONField(default=dict)
+    training_data_sha256 = models.CharField(max_length=64)
+    test_data_sha256 = models.CharField(max_length=64)
+    # Hash of (training data, target, task, training config): same hash, same model.
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    source_name = models.CharField(max_length=255, blank=True, help_text="CSV the model was trained on")
+    n_train_rows = models.PositiveIntegerField(default=0)
+    n_test_rows = models.PositiveIntegerField(default=0)
+    profile = models.JSONField(help_text="Training profile: see models_registry/profile.py")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="model_version_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+
+class AliasChange(models.Model):
+    """Audit trail of registry alias moves: MLflow keeps no history of them."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+        BOOTSTRAP = "bootstrap"
+        AUTO_PROMOTE = "auto_promote"
+        REMOVE = "remove"
+
+    model_name = models.CharField(max_length=255)
+    alias = models.CharField(max_length=64)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who or what moved it when no user did ("bootstrap", "retrain-policy", ...).
+    actor_label = models.CharField(max_length=150)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_name", "alias", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.model_name}@{self.alias}: {self.from_version} -> {self.to_version}"
+
+
+class TrainingJob(models.Model):
+    """A training request made from the web page, run by a Celery worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    model_name = models.CharField(max_length=255)
+    csv_path = models.CharField(max_length=1024)
+    original_filename = models.CharField(max_length=255)
+    target = models.CharField(max_length=255)
+    task = models.CharField(max_length=32, blank=True, help_text="Blank: inferred")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    stage = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reused_existing = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"training #{self.pk} {self.model_name} ({self.status})"

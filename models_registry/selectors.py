@@ -1,0 +1,97 @@
+"""Reads on the model registry: MLflow for what exists and where aliases point,
+our tables for metrics, profiles and the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow.exceptions import MlflowException
+
+from . import mlflow_access
+from .models import AliasChange, ModelVersion
+
+
+@dataclass(frozen=True)
+class RegisteredModelSummary:
+    name: str
+    description: str
+    n_versions: int
+    latest_version: int | None
+    aliases: dict[str, int]
+    production: ModelVersion | None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    record: ModelVersion | None  # None: registered outside mlapp
+    version: int
+    run_id: str
+    aliases: list[str]
+    created_at_ms: int
+    run_url: str
+
+
+def registered_model_list() -> list[RegisteredModelSummary]:
+    summaries = []
+    for registered in mlflow_access.client().search_registered_models(order_by=["name ASC"]):
+        aliases = {alias: int(version) for alias, version in (registered.aliases or {}).items()}
+        latest = max((int(v.version) for v in registered.latest_versions or []), default=None)
+        production_version = aliases.get(mlflow_access.PRODUCTION)
+        production = (
+            ModelVersion.objects.filter(name=registered.name, version=production_version).first()
+            if production_version
+            else None
+        )
+        summaries.append(
+            RegisteredModelSummary(
+                name=registered.name,
+                description=registered.description or "",
+                n_versions=ModelVersion.objects.filter(name=registered.name).count(),
+                latest_version=latest,
+                aliases=aliases,
+                production=production,
+            )
+        )
+    return summaries
+
+
+def model_aliases(name: str) -> dict[str, int]:
+    try:
+        registered = mlflow_access.client().get_registered_model(name)
+    except MlflowException:
+        return {}
+    return {alias: int(version) for alias, version in (registered.aliases or {}).items()}
+
+
+def model_version_rows(name: str) -> list[VersionRow]:
+    aliases_by_version: dict[int, list[str]] = {}
+    for alias, version in model_aliases(name).items():
+        aliases_by_version.setdefault(version, []).append(alias)
+    records = {mv.version: mv for mv in ModelVersion.objects.filter(name=name).select_related("created_by")}
+    rows = []
+    for mlflow_version in mlflow_access.client().search_model_versions(f"name = '{name}'"):
+        version = int(mlflow_version.version)
+        rows.append(
+            VersionRow(
+                record=records.get(version),
+                version=version,
+                run_id=mlflow_version.run_id,
+                aliases=sorted(aliases_by_version.get(version, [])),
+                created_at_ms=mlflow_version.creation_timestamp,
+                run_url=mlflow_access.run_url(mlflow_version.run_id),
+            )
+        )
+    return sorted(rows, key=lambda row: row.version, reverse=True)
+
+
+def model_version_get(*, name: str, version: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(name=name, version=version).select_related("created_by").first()
+
+
+def alias_history(*, name: str, limit: int = 50):
+    return AliasChange.objects.filter(model_name=name).select_related("actor")[:limit]
+
+
+def production_version_get(name: str) -> ModelVersion | None:
+    version = model_aliases(name).get(mlflow_access.PRODUCTION)
+    return model_version_get(name=name, version=version) if version else None

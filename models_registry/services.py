@@ -1,0 +1,181 @@
+"""Writes on the model registry: promotion, rollback, training jobs.
+
+Every alias move goes through `alias_move`, which checks the version loads and
+answers a smoke prediction first, moves the MLflow alias, and records who/what
+and why in `AliasChange` (MLflow keeps no history of alias moves).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from django.db import transaction
+from django.utils import timezone
+from mlflow.exceptions import MlflowException
+
+from . import mlflow_access
+from .models import AliasChange, ModelVersion, TrainingJob
+from .serving import loader
+from .training import TrainingInputError, model_train
+
+logger = logging.getLogger(__name__)
+
+
+class PromotionError(ValueError):
+    """The alias cannot move; the message says why."""
+
+
+def _alias_version(name: str, alias: str) -> int | None:
+    try:
+        return int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def model_version_smoke_test(*, name: str, version: int) -> None:
+    """Load the version and score a few rows of its own reference sample."""
+    try:
+        served = loader().get_version(name, version)
+        sample = pd.DataFrame(served.profile["reference_sample"]).head(5)
+        outputs = served.predict_frame(sample)
+    except Exception as exc:  # any failure to load or score blocks the promotion
+        raise PromotionError(f"{name} version {version} failed its smoke test: {exc}") from exc
+    if len(outputs.outputs()) != len(sample):
+        raise PromotionError(f"{name} version {version} answered {len(outputs.outputs())} rows for {len(sample)}")
+
+
+def alias_move(
+    *,
+    name: str,
+    version: int,
+    alias: str = mlflow_access.PRODUCTION,
+    action: str = AliasChange.Action.PROMOTE,
+    actor=None,
+    actor_label: str = "",
+    reason: str,
+) -> AliasChange:
+    if not reason or not reason.strip():
+        raise PromotionError("A reason is required for every alias move")
+    mlflow_client = mlflow_access.client()
+    try:
+        mlflow_client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise PromotionError(f"{name} has no version {version}") from exc
+    current = _alias_version(name, alias)
+    if current == version:
+        raise PromotionError(f"{name} version {version} already has the alias {alias!r}")
+    model_version_smoke_test(name=name, version=version)
+    with transaction.atomic():
+        change = AliasChange.objects.create(
+            model_name=name,
+            alias=alias,
+            action=action,
+            from_version=current,
+            to_version=version,
+            actor=actor,
+            actor_label=actor_label or getattr(actor, "username", "") or "system",
+            reason=reason.strip(),
+        )
+        # Inside the transaction: if MLflow refuses, the audit row is rolled back too.
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+    loader().invalidate(name)
+    logger.info("%s@%s: %s -> %s by %s (%s)", name, alias, current, version, change.actor_label, reason)
+    return change
+
+
+def model_version_promote(*, name: str, version: int, actor=None, actor_label: str = "", reason: str) -> AliasChange:
+    return alias_move(name=name, version=version, actor=actor, actor_label=actor_label, reason=reason)
+
+
+def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reason: str) -> AliasChange:
+    """Move `production` back to the version it pointed at before its current one."""
+    current = _alias_version(name, mlflow_access.PRODUCTION)
+    if current is None:
+        raise PromotionError(f"{name} has no production version to roll back from")
+    last_move = (
+        AliasChange.objects.filter(model_name=name, alias=mlflow_access.PRODUCTION, to_version=current)
+        .exclude(from_version=None)
+        .first()
+    )
+    if last_move is None:
+        raise PromotionError(f"No earlier production version of {name} is recorded: nothing to roll back to")
+    return alias_move(
+        name=name,
+        version=last_move.from_version,
+        action=AliasChange.Action.ROLLBACK,
+        actor=actor,
+        actor_label=actor_label,
+        reason=reason,
+    )
+
+
+def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
+    """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
+    from django.conf import settings
+
+    from .tasks import training_job_run_task
+
+    upload_dir = Path(settings.MLAPP_UPLOAD_DIR) / "training"
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    job = TrainingJob.objects.create(
+        model_name=model_name,
+        csv_path="",
+        original_filename=Path(upload.name).name[:255],
+        target=target,
+        task=task,
+        created_by=actor,
+    )
+    destination = upload_dir / f"{job.pk}-{Path(upload.name).name}"
+    partial = destination.with_suffix(destination.suffix + ".part")
+    with partial.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    partial.replace(destination)
+    job.csv_path = str(destination)
+    job.save(update_fields=["csv_path"])
+    transaction.on_commit(lambda: training_job_run_task.delay(job.pk))
+    return job
+
+
+def training_job_run(*, job_id: int) -> TrainingJob:
+    job = TrainingJob.objects.get(pk=job_id)
+    if job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED):
+        return job  # a duplicate delivery: the job already ran
+    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.RUNNING, started_at=timezone.now())
+
+    def progress(percent: int, stage: str) -> None:
+        TrainingJob.objects.filter(pk=job.pk).update(progress=percent, stage=stage[:255])
+
+    try:
+        result = model_train(
+            csv=job.csv_path,
+            target=job.target,
+            name=job.model_name,
+            task=job.task or None,
+            actor=job.created_by,
+            source_name=job.original_filename,
+            progress=progress,
+        )
+    except TrainingInputError as exc:
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+    except Exception as exc:
+        logger.exception("Training job %s failed", job.pk)
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.Status.FAILED, error=f"Internal error: {exc}", finished_at=timezone.now()
+        )
+        raise
+    else:
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.Status.SUCCEEDED,
+            model_version=result.model_version,
+            reused_existing=result.reused_existing,
+            progress=100,
+            finished_at=timezone.now(),
+        )
+    job.refresh_from_db()
+    return job
+

@@ -1,0 +1,198 @@
+"""Loading the served model, and hot reload when a registry alias moves.
+
+One `ModelLoader` per process, made on first use (never at import time, in
+`AppConfig.ready()` or in `wsgi.py`). Models are cached by **version**; an alias
+is resolved to a version first, at most every `MLAPP_MODEL_POLL_SECONDS`, so a
+promotion changes the key and the next request after the poll loads and serves
+the new version. The swap is a dict assignment: requests in flight keep the
+`ServedModel` they already hold. If the registry cannot be reached, the process
+keeps serving the version it last resolved and reports the error in `health()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.utils import timezone
+
+from . import mlflow_access
+from .features import frame_for_model
+from .models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+# Versions kept in memory per process: the champion, a challenger, a shadow, and
+# the one just replaced (requests in flight may still hold it).
+MAX_LOADED_VERSIONS = 4
+
+
+class ModelUnavailable(RuntimeError):
+    """No version can be served: none registered under the alias, or the registry is unreachable."""
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """What a model answered for a batch of rows, aligned with the input rows."""
+
+    labels: list[str] | None  # classification
+    values: list[float] | None  # regression
+    probabilities: list[dict[str, float]] | None  # classification, per class
+
+    def outputs(self) -> list:
+        return self.labels if self.labels is not None else self.values
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: int
+    run_id: str
+    task: str
+    profile: dict
+    pipeline: Any = field(repr=False)
+    loaded_at: Any = None
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.profile.get("classes")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.profile["features"]]
+
+    def predict_frame(self, frame: pd.DataFrame) -> ModelOutputs:
+        """Score rows that already passed validation (columns by profile name)."""
+        model_input = frame_for_model(frame, self.profile)
+        if self.task == "regression":
+            values = self.pipeline.predict(model_input)
+            return ModelOutputs(labels=None, values=[float(v) for v in values], probabilities=None)
+        probabilities = self.pipeline.predict_proba(model_input)
+        classes = [str(c) for c in self.pipeline.classes_]
+        best = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        rounded = np.round(probabilities, 6)
+        return ModelOutputs(
+            labels=best.tolist(),
+            values=None,
+            probabilities=[dict(zip(classes, row.tolist(), strict=True)) for row in rounded],
+        )
+
+
+def model_version_profile(name: str, version: int) -> tuple[str, str, dict]:
+    """(run_id, task, profile) of a version: from our table, else from MLflow."""
+    record = ModelVersion.objects.filter(name=name, version=version).only("run_id", "task", "profile").first()
+    if record is not None:
+        return record.run_id, record.task, record.profile
+    # Registered outside mlapp: read what training logged with the run.
+    model_version = mlflow_access.client().get_model_version(name, str(version))
+    profile = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/profile.json")
+    return model_version.run_id, profile["task"], profile
+
+
+def served_model_load(name: str, version: int) -> ServedModel:
+    mlflow_access.tracking_configure()
+    run_id, task, profile = model_version_profile(name, version)
+    started = time.perf_counter()
+    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    logger.info("Loaded %s version %s in %.2f s", name, version, time.perf_counter() - started)
+    return ServedModel(
+        name=name,
+        version=version,
+        run_id=run_id,
+        task=task,
+        profile=profile,
+        pipeline=pipeline,
+        loaded_at=timezone.now(),
+    )
+
+
+@dataclass
+class _AliasState:
+    version: int
+    checked_at: float
+
+
+class ModelLoader:
+    def __init__(self, *, poll_seconds: float):
+        self.poll_seconds = poll_seconds
+        self._lock = threading.RLock()
+        self._models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
+        self._aliases: dict[tuple[str, str], _AliasState] = {}
+        self.registry_error: str | None = None
+        self.registry_error_at = None
+        self.registry_ok_at = None
+
+    def version_resolve(self, name: str, alias: str = mlflow_access.PRODUCTION) -> int:
+        key = (name, alias)
+        state = self._aliases.get(key)
+        now = time.monotonic()
+        if state is not None and now - state.checked_at < self.poll_seconds:
+            return state.version
+        try:
+            version = int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
+        except Exception as exc:  # the registry's failures come in many types (SQL, HTTP, MLflow)
+            self.registry_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.registry_error_at = timezone.now()
+            if state is None:
+                raise ModelUnavailable(f"Cannot resolve {name}@{alias}: {self.registry_error}") from exc
+            logger.warning(
+                "Registry unreachable, still serving %s version %s: %s", name, state.version, self.registry_error
+            )
+            state.checked_at = now  # ask again after the next interval, not on every request
+            return state.version
+        self.registry_error = None
+        self.registry_ok_at = timezone.now()
+        if state is not None and state.version != version:
+            logger.info("%s@%s moved from version %s to %s", name, alias, state.version, version)
+        self._aliases[key] = _AliasState(version=version, checked_at=now)
+        return version
+
+    def get(self, name: str | None = None, alias: str = mlflow_access.PRODUCTION) -> ServedModel:
+        name = name or settings.MLAPP_MODEL_NAME
+        return self.get_version(name, self.version_resolve(name, alias))
+
+    def get_version(self, name: str, version: int) -> ServedModel:
+        key = (name, int(version))
+        served = self._models.get(key)
+        if served is not None:
+            return served
+        with self._lock:  # one load per version, however many threads ask at once
+            served = self._models.get(key)
+            if served is None:
+                served = served_model_load(name, int(version))
+                self._models[key] = served
+                while len(self._models) > MAX_LOADED_VERSIONS:
+                    self._models.popitem(last=False)
+        return served
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget resolved aliases so the next request asks the registry (after a promotion)."""
+        for key in list(self._aliases):
+            if name is None or key[0] == name:
+                self._aliases.pop(key, None)
+
+    def health(self) -> dict:
+        return {
+            "loaded_versions": [f"{n} v{v}" for (n, v) in self._models],
+            "aliases": {f"{n}@{a}": s.version for (n, a), s in self._aliases.items()},
+            "registry_ok": self.registry_error is None,
+            "registry_error": self.registry_error,
+            "registry_error_at": self.registry_error_at.isoformat() if self.registry_error_at else None,
+            "registry_ok_at": self.registry_ok_at.isoformat() if self.registry_ok_at else None,
+            "poll_seconds": self.poll_seconds,
+        }
+
+
+@cache
+def loader() -> ModelLoader:
+    """This process's loader, made on first use."""
+    return ModelLoader(poll_seconds=settings.MLAPP_MODEL_POLL_SECONDS)

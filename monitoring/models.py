@@ -1,0 +1,164 @@
+from django.conf import settings
+from django.db import models
+
+
+class Severity(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class IngestionRun(models.Model):
+    """One tick of the ingestion job."""
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    files_seen = models.PositiveIntegerField(default=0)
+    files_processed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+
+class IngestedFile(models.Model):
+    """A raw file, claimed once by its content hash, and where its rows went."""
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing"
+        DONE = "done"  # split into good and bad rows
+        QUARANTINED = "quarantined"  # rejected whole
+        FAILED = "failed"  # our error, not the file's: retried
+
+    run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
+    original_name = models.CharField(max_length=512)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
+    model_name = models.CharField(max_length=255, blank=True)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    rows_in = models.PositiveIntegerField(default=0)
+    rows_good = models.PositiveIntegerField(default=0)
+    rows_bad = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True, help_text="Why the whole file was quarantined")
+    archived_path = models.CharField(max_length=1024, blank=True)
+    good_path = models.CharField(max_length=1024, blank=True)
+    bad_path = models.CharField(max_length=1024, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="processing")
+                | models.Q(status="failed")
+                | models.Q(rows_in=models.F("rows_good") + models.F("rows_bad")),
+                name="ingested_rows_add_up",
+            ),
+        ]
+
+    def __str__(self):
+        return self.original_name
+
+    @property
+    def bad_share(self):
+        return self.rows_bad / self.rows_in if self.rows_in else 0.0
+
+
+class DataQualityIssue(models.Model):
+    ingested_file = models.ForeignKey(IngestedFile, on_delete=models.CASCADE, related_name="issues")
+    rule = models.CharField(max_length=64)
+    column = models.CharField(max_length=255, blank=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    count = models.PositiveIntegerField(default=0)
+    sample_values = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "rule"]
+        indexes = [models.Index(fields=["rule", "-created_at"])]
+
+
+class DriftReport(models.Model):
+    model_name = models.CharField(max_length=255)
+    model_version = models.PositiveIntegerField()
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    n_rows = models.PositiveIntegerField(default=0)
+    dataset_drift = models.BooleanField(default=False)
+    drifted_share = models.FloatField(default=0.0)
+    n_drifted = models.PositiveIntegerField(default=0)
+    n_features = models.PositiveIntegerField(default=0)
+    prediction_drift = models.BooleanField(default=False)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"drift report #{self.pk} {self.model_name} v{self.model_version}"
+
+
+class FeatureDrift(models.Model):
+    """One feature's result in a drift report ('__prediction__' for the output)."""
+
+    report = models.ForeignKey(DriftReport, on_delete=models.CASCADE, related_name="features")
+    feature = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16)
+    test = models.CharField(max_length=16)
+    statistic = models.FloatField(null=True, blank=True)
+    p_value = models.FloatField(null=True, blank=True)
+    effect_name = models.CharField(max_length=32, blank=True)
+    effect_size = models.FloatField(null=True, blank=True)
+    psi = models.FloatField(null=True, blank=True)
+    method_used = models.CharField(max_length=16, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    drifted = models.BooleanField(default=False)
+    n_window = models.PositiveIntegerField(default=0)
+    n_reference = models.PositiveIntegerField(default=0)
+    missing_share_window = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["report", "feature"]
+        indexes = [models.Index(fields=["feature", "-created_at"])]
+
+
+class Alert(models.Model):
+    """Something a person should look at. Raised once per dedup key."""
+
+    class Kind(models.TextChoices):
+        DATA_QUALITY = "data_quality"
+        DRIFT = "drift"
+        SYSTEM = "system"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    title = models.CharField(max_length=255)
+    message = models.TextField()
+    dedup_key = models.CharField(max_length=255, unique=True)
+    ingested_file = models.ForeignKey(
+        IngestedFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    drift_report = models.ForeignKey(
+        DriftReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.TextField(blank=True)
+    webhook_sent_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.TextField(blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.title

@@ -1,0 +1,154 @@
+from django.conf import settings
+from django.db import models
+
+
+class Source(models.TextChoices):
+    WEB = "web"
+    API = "api"
+    BATCH = "batch"
+    SCHEDULED = "scheduled"
+
+
+class BatchJob(models.Model):
+    """A CSV uploaded for batch scoring, scored by a Celery worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    model_name = models.CharField(max_length=255)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    input_path = models.CharField(max_length=1024)
+    original_filename = models.CharField(max_length=255)
+    output_path = models.CharField(max_length=1024, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"batch #{self.pk} {self.original_filename} ({self.status})"
+
+
+class GoodFile(models.Model):
+    """A validated file handed over for scheduled scoring.
+
+    Ingestion (in `monitoring`) registers good files through
+    `predictions.services`; the scheduled job finds work here, by its own
+    records, never by asking `monitoring`.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SCORING = "scoring"
+        SCORED = "scored"
+        FAILED = "failed"
+
+    path = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64, unique=True)
+    rows = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    rows_scored = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self):
+        return self.path
+
+
+class ScheduledRun(models.Model):
+    """One run of the scheduled prediction job."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    model_name = models.CharField(max_length=255)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    files_scored = models.PositiveIntegerField(default=0)
+    rows_scored = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def duration_seconds(self):
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Prediction(models.Model):
+    """The inference log: one row per scored input row."""
+
+    created_at = models.DateTimeField(db_index=True)
+    model_name = models.CharField(max_length=255)
+    model_version = models.PositiveIntegerField()
+    run_id = models.CharField(max_length=64)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # What made it: an API/web request id, "batch:<id>", "scheduled:<run id>".
+    request_id = models.CharField(max_length=64, db_index=True)
+    features = models.JSONField()
+    # Classification answers a label, regression a value.
+    predicted_label = models.CharField(max_length=255, null=True, blank=True)
+    predicted_value = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    batch_job = models.ForeignKey(
+        BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+    )
+    good_file = models.ForeignKey(
+        GoodFile, null=True, blank=True, on_delete=models.PROTECT, related_name="predictions"
+    )
+    row_number = models.PositiveIntegerField(null=True, blank=True)
+    # Ground truth, when it comes back (feedback).
+    actual_label = models.CharField(max_length=255, null=True, blank=True)
+    actual_value = models.FloatField(null=True, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["source", "-created_at"], name="prediction_source_time"),
+            models.Index(
+                fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"
+            ),
+        ]
+        constraints = [
+            # A scheduled file row is scored once per model version, however often the job runs.
+            models.UniqueConstraint(
+                fields=["good_file", "row_number", "model_name", "model_version"],
+                condition=models.Q(good_file__isnull=False),
+                name="prediction_file_row_once",
+            ),
+        ]
+
+    def __str__(self):
+        return f"prediction #{self.pk} {self.model_name} v{self.model_version}"
+
+    @property
+    def output(self):
+        return self.predicted_label if self.predicted_label is not None else self.predicted_value
