@@ -122,6 +122,14 @@ try:
     }
 except Exception as exc:  # django-environ raises several types for a bad URL
     raise ImproperlyConfigured(f"Setting DATABASE_URL is malformed: {exc}") from exc
+if DATABASES["default"]["ENGINE"] not in (
+    "django.db.backends.sqlite3",
+    "django.db.backends.postgresql",
+):
+    raise ImproperlyConfigured(
+        f"Setting DATABASE_URL={env.str('DATABASE_URL')!r} is malformed: "
+        "use postgres://user:password@host:port/name or sqlite:////absolute/path"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: WAL lets readers run beside a writer,
     # IMMEDIATE takes the write lock up front instead of failing on upgrade.
@@ -151,6 +159,7 @@ USE_TZ = True
 # --- Static files (plotly.js is served from the installed plotly package) ------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -177,9 +186,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -------------------------------------------------------------------
-CELERY_BROKER_URL = _read(
-    "CELERY_BROKER_URL", str, f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
-)
+CELERY_BROKER_URL = _read("CELERY_BROKER_URL", str, f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
 CELERY_RESULT_BACKEND = _read(
     "CELERY_RESULT_BACKEND",
     str,
@@ -220,15 +227,11 @@ def _mlflow_uri_for(database: dict) -> str:
         host = database.get("HOST") or "localhost"
         port = f":{database['PORT']}" if database.get("PORT") else ""
         return f"postgresql+psycopg://{auth}{host}{port}/{database['NAME']}"
-    raise ImproperlyConfigured(
-        f"Set MLFLOW_TRACKING_URI: no default for database engine {database['ENGINE']}"
-    )
+    raise ImproperlyConfigured(f"Set MLFLOW_TRACKING_URI: no default for database engine {database['ENGINE']}")
 
 
 MLFLOW_TRACKING_URI = _read("MLFLOW_TRACKING_URI", str, _mlflow_uri_for(DATABASES["default"]))
-MLFLOW_ARTIFACT_ROOT = _read(
-    "MLFLOW_ARTIFACT_ROOT", str, (VAR_DIR / "mlartifacts").as_uri()
-)
+MLFLOW_ARTIFACT_ROOT = _read("MLFLOW_ARTIFACT_ROOT", str, (VAR_DIR / "mlartifacts").as_uri())
 MLFLOW_EXPERIMENT_NAME = _read("MLFLOW_EXPERIMENT_NAME", str, "mlapp")
 MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, "http://127.0.0.1:5000")
 
@@ -250,9 +253,7 @@ MLAPP_ALERT_WEBHOOK_URL = _read("MLAPP_ALERT_WEBHOOK_URL", str, "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-EMAIL_BACKEND = _read(
-    "EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend"
-)
+EMAIL_BACKEND = _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", str, "mlapp@localhost")
 
 LOGGING = {

@@ -20,9 +20,7 @@ def frame_coerce(frame: pd.DataFrame, *, numeric: list[str], categorical: list[s
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         elif column in categorical:
             values = frame[column]
-            out[column] = pd.Series(
-                np.where(values.isna(), None, values.astype(str)), index=frame.index, dtype=object
-            )
+            out[column] = pd.Series(np.where(values.isna(), None, values.astype(str)), index=frame.index, dtype=object)
     return out
 
 

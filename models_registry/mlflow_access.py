@@ -24,6 +24,13 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
+def serving_requirements() -> list[str]:
+    """Pinned requirements of a logged model: what this process trained it with."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "pandas", "numpy", "skops")]
+
+
 def tracking_configure() -> None:
     """Point the mlflow module at our store (idempotent, cheap)."""
     if mlflow.get_tracking_uri() != settings.MLFLOW_TRACKING_URI:
@@ -33,9 +40,7 @@ def tracking_configure() -> None:
 
 def client() -> MlflowClient:
     tracking_configure()
-    return MlflowClient(
-        tracking_uri=settings.MLFLOW_TRACKING_URI, registry_uri=settings.MLFLOW_TRACKING_URI
-    )
+    return MlflowClient(tracking_uri=settings.MLFLOW_TRACKING_URI, registry_uri=settings.MLFLOW_TRACKING_URI)
 
 
 def experiment_id_get() -> str:
@@ -50,9 +55,7 @@ def _experiment_id(tracking_uri: str, experiment_name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return mlflow_client.create_experiment(
-            experiment_name, artifact_location=settings.MLFLOW_ARTIFACT_ROOT
-        )
+        return mlflow_client.create_experiment(experiment_name, artifact_location=settings.MLFLOW_ARTIFACT_ROOT)
     except mlflow.exceptions.MlflowException:
         # Another process created it between our read and our write.
         return mlflow_client.get_experiment_by_name(experiment_name).experiment_id

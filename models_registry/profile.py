@@ -132,9 +132,7 @@ def profile_build(
 
     n_sample = min(REFERENCE_SAMPLE_ROWS, len(features))
     sample = features.sample(n=n_sample, random_state=seed) if n_sample < len(features) else features
-    reference_sample = {
-        str(name): [_json_value(v) for v in sample[name].tolist()] for name in features.columns
-    }
+    reference_sample = {str(name): [_json_value(v) for v in sample[name].tolist()] for name in features.columns}
 
     if task == "classification":
         prediction_reference = {

@@ -16,7 +16,7 @@ from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
 from . import mlflow_access
-from .models import AliasChange, ModelVersion, TrainingJob
+from .models import AliasChange, TrainingJob
 from .serving import loader
 from .training import TrainingInputError, model_train
 
@@ -178,4 +178,3 @@ def training_job_run(*, job_id: int) -> TrainingJob:
         )
     job.refresh_from_db()
     return job
-

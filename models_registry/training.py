@@ -91,9 +91,7 @@ def training_csv_read(source: str | Path | io.IOBase, *, display_name: str | Non
     except pd.errors.EmptyDataError as exc:
         raise TrainingInputError(f"{name} is empty: expected a CSV with a header row and data rows") from exc
     except UnicodeDecodeError as exc:
-        raise TrainingInputError(
-            f"{name} is not UTF-8 text (byte {exc.start}): expected a CSV file"
-        ) from exc
+        raise TrainingInputError(f"{name} is not UTF-8 text (byte {exc.start}): expected a CSV file") from exc
     except pd.errors.ParserError as exc:
         raise TrainingInputError(f"{name} is not a valid CSV: {exc}") from exc
     if frame.shape[1] < 2:
@@ -193,9 +191,7 @@ def pipeline_build(*, task: str, numeric: list[str], categorical: list[str]) -> 
                 categorical,
             )
         )
-    estimator_class = (
-        HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    )
+    estimator_class = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
     estimator = estimator_class(
         max_iter=TRAINING_CONFIG["max_iter"],
         learning_rate=TRAINING_CONFIG["learning_rate"],
@@ -217,8 +213,14 @@ def _metrics(task: str, pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Ser
         )
     metrics = {
         "accuracy": float(accuracy_score(y_test, predicted)),
-        "f1": float(f1_score(y_test, predicted, average="binary" if len(pipeline.classes_) == 2 else "macro",
-                             pos_label=pipeline.classes_[-1] if len(pipeline.classes_) == 2 else 1)),
+        "f1": float(
+            f1_score(
+                y_test,
+                predicted,
+                average="binary" if len(pipeline.classes_) == 2 else "macro",
+                pos_label=pipeline.classes_[-1] if len(pipeline.classes_) == 2 else 1,
+            )
+        ),
     }
     if y_test.nunique() == len(pipeline.classes_):
         probabilities = pipeline.predict_proba(x_test)
@@ -229,6 +231,37 @@ def _metrics(task: str, pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Ser
                 roc_auc_score(y_test, probabilities, multi_class="ovr", labels=list(pipeline.classes_))
             )
     return metrics, predicted
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    features: pd.DataFrame
+    target: pd.Series
+    task: str
+    numeric: list[str]
+    categorical: list[str]
+    dropped: list[str]
+
+
+def training_data_prepare(
+    *, csv: str | Path | io.IOBase, target: str, task: str | None, source_name: str
+) -> TrainingData:
+    """Read and check a training CSV; raises TrainingInputError naming the problem."""
+    frame = training_csv_read(csv, display_name=source_name)
+    frame, task = _target_check(frame, target, task, source_name)
+    feature_columns, dropped = _features_select(frame, target)
+    numeric = [c for c in feature_columns if infer_feature_kind(frame[c]) == NUMERIC]
+    categorical = [c for c in feature_columns if c not in numeric]
+    y = frame[target].astype(str) if task == "classification" else frame[target].astype(float)
+    x = frame_coerce(frame[feature_columns], numeric=numeric, categorical=categorical)
+    return TrainingData(
+        features=x[numeric + categorical],
+        target=y,
+        task=task,
+        numeric=numeric,
+        categorical=categorical,
+        dropped=dropped,
+    )
 
 
 def model_train(
@@ -250,13 +283,10 @@ def model_train(
     report = progress or (lambda percent, stage: None)
     source_name = source_name or (Path(csv).name if isinstance(csv, (str, Path)) else "upload.csv")
     report(5, "reading the CSV")
-    frame = training_csv_read(csv, display_name=source_name)
-    frame, task = _target_check(frame, target, task, source_name)
-    feature_columns, dropped = _features_select(frame, target)
-    numeric = [c for c in feature_columns if infer_feature_kind(frame[c]) == NUMERIC]
-    categorical = [c for c in feature_columns if c not in numeric]
-    y = frame[target].astype(str) if task == "classification" else frame[target].astype(float)
-    x = frame_coerce(frame[feature_columns], numeric=numeric, categorical=categorical)
+    data = training_data_prepare(csv=csv, target=target, task=task, source_name=source_name)
+    x, y, task = data.features, data.target, data.task
+    numeric, categorical, dropped = data.numeric, data.categorical, data.dropped
+    feature_columns = numeric + categorical
 
     data_sha = frame_sha256(pd.concat([x, y.rename(target)], axis=1))
     fingerprint = hashlib.sha256(
@@ -313,8 +343,13 @@ def model_train(
     report(70, "logging to MLflow")
     mlflow_access.tracking_configure()
     with mlflow.start_run(experiment_id=mlflow_access.experiment_id_get(), run_name=f"{name}-train") as run:
-        mlflow.set_tags({"mlapp.model_name": name, "mlapp.fingerprint": fingerprint,
-                         "mlapp.created_by": actor_label or getattr(actor, "username", "")})
+        mlflow.set_tags(
+            {
+                "mlapp.model_name": name,
+                "mlapp.fingerprint": fingerprint,
+                "mlapp.created_by": actor_label or getattr(actor, "username", ""),
+            }
+        )
         mlflow.log_params(params)
         mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
         train_frame = pd.concat([x_train, y_train.rename(target)], axis=1)
@@ -331,6 +366,8 @@ def model_train(
             input_example=x_train.head(3),
             registered_model_name=name,
             skops_trusted_types=mlflow_access.SKOPS_TRUSTED_TYPES,
+            # Stated, not inferred: MLflow's inference spawns a Python subprocess (~5 s per model).
+            pip_requirements=mlflow_access.serving_requirements(),
         )
     version = int(model_info.registered_model_version)
     report(95, f"registered {name} version {version}")
@@ -358,4 +395,3 @@ def model_train(
     logger.info("Registered %s version %s (run %s): %s", name, version, run.info.run_id, metrics)
     report(100, f"registered {name} version {version}")
     return TrainingResult(model_version=model_version, reused_existing=False)
-

@@ -21,6 +21,9 @@ class IngestionRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self):
+        return f"ingestion run #{self.pk}"
+
 
 class IngestedFile(models.Model):
     """A raw file, claimed once by its content hash, and where its rows went."""
@@ -81,6 +84,9 @@ class DataQualityIssue(models.Model):
         ordering = ["-created_at", "rule"]
         indexes = [models.Index(fields=["rule", "-created_at"])]
 
+    def __str__(self):
+        return f"{self.rule} {self.column}: {self.count}"
+
 
 class DriftReport(models.Model):
     model_name = models.CharField(max_length=255)
@@ -126,6 +132,9 @@ class FeatureDrift(models.Model):
     class Meta:
         ordering = ["report", "feature"]
         indexes = [models.Index(fields=["feature", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.feature}: {'drift' if self.drifted else 'ok'}"
 
 
 class Alert(models.Model):

@@ -94,6 +94,9 @@ class ScheduledRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    def __str__(self):
+        return f"scheduled run #{self.pk} ({self.status})"
+
     @property
     def duration_seconds(self):
         if self.finished_at is None:
@@ -120,9 +123,7 @@ class Prediction(models.Model):
     batch_job = models.ForeignKey(
         BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
     )
-    good_file = models.ForeignKey(
-        GoodFile, null=True, blank=True, on_delete=models.PROTECT, related_name="predictions"
-    )
+    good_file = models.ForeignKey(GoodFile, null=True, blank=True, on_delete=models.PROTECT, related_name="predictions")
     row_number = models.PositiveIntegerField(null=True, blank=True)
     # Ground truth, when it comes back (feedback).
     actual_label = models.CharField(max_length=255, null=True, blank=True)
@@ -133,9 +134,7 @@ class Prediction(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["source", "-created_at"], name="prediction_source_time"),
-            models.Index(
-                fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"
-            ),
+            models.Index(fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"),
         ]
         constraints = [
             # A scheduled file row is scored once per model version, however often the job runs.

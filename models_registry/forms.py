@@ -1,0 +1,31 @@
+from django import forms
+from django.conf import settings
+from django.core.validators import RegexValidator
+
+model_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+    "Use letters, digits, '.', '_' or '-' (at most 100 characters, starting with a letter or digit).",
+)
+
+
+class TrainingForm(forms.Form):
+    csv_file = forms.FileField(label="Training CSV", help_text="A CSV with a header row and a target column.")
+    target = forms.CharField(max_length=255, help_text="The column to predict.")
+    model_name = forms.CharField(max_length=100, validators=[model_name_validator])
+    task = forms.ChoiceField(
+        choices=[("", "Infer from the target"), ("classification", "Classification"), ("regression", "Regression")],
+        required=False,
+    )
+
+    def clean_csv_file(self):
+        upload = self.cleaned_data["csv_file"]
+        limit = settings.MLAPP_MAX_UPLOAD_MB * 1024 * 1024
+        if upload.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        if upload.size > limit:
+            raise forms.ValidationError(f"The file is larger than {settings.MLAPP_MAX_UPLOAD_MB} MB.")
+        return upload
+
+
+class AliasMoveForm(forms.Form):
+    reason = forms.CharField(max_length=1000, widget=forms.TextInput, help_text="Recorded in the audit trail.")

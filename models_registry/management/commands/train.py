@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from models_registry import services
+from models_registry.training import TrainingInputError, model_train
+
+
+class Command(BaseCommand):
+    help = "Train a model on a CSV, log it to MLflow and register it as a new version."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--csv", required=True, help="Path of the training CSV (header row required)")
+        parser.add_argument("--target", required=True, help="Column to predict")
+        parser.add_argument("--name", default=settings.MLAPP_MODEL_NAME, help="Registered model name")
+        parser.add_argument("--task", choices=["classification", "regression"], help="Default: inferred")
+        parser.add_argument("--promote", action="store_true", help="Give the new version the production alias")
+
+    def handle(self, *args, **options):
+        def progress(percent, stage):
+            if options["verbosity"] > 1:
+                self.stdout.write(f"  {percent:3d}% {stage}")
+
+        try:
+            result = model_train(
+                csv=options["csv"],
+                target=options["target"],
+                name=options["name"],
+                task=options["task"],
+                actor_label="manage.py train",
+                progress=progress,
+            )
+        except TrainingInputError as exc:
+            raise CommandError(str(exc)) from exc
+        mv = result.model_version
+        verb = "Reused" if result.reused_existing else "Registered"
+        self.stdout.write(self.style.SUCCESS(f"{verb} {mv.name} version {mv.version} ({mv.task}, run {mv.run_id})"))
+        self.stdout.write("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in mv.metrics.items()))
+        features = ", ".join(f"{f['name']} ({f['kind']})" for f in mv.profile["features"])
+        self.stdout.write(f"  profile: {len(mv.profile['features'])} features: {features}")
+        self.stdout.write(f"  training data sha256: {mv.training_data_sha256}")
+        if options["promote"]:
+            try:
+                services.model_version_promote(
+                    name=mv.name,
+                    version=mv.version,
+                    actor_label="manage.py train --promote",
+                    reason="promoted from the command line",
+                )
+            except services.PromotionError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(self.style.SUCCESS(f"  {mv.name} version {mv.version} is now in production"))

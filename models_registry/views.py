@@ -1,0 +1,147 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from . import mlflow_access, selectors, services
+from .forms import AliasMoveForm, TrainingForm
+from .models import TrainingJob
+from .permissions import staff_required
+from .training import TrainingInputError, training_data_prepare
+
+
+@login_required
+def model_list(request):
+    return render(
+        request,
+        "models_registry/model_list.html",
+        {"nav": "models", "models": selectors.registered_model_list(), "served_model_name": settings.MLAPP_MODEL_NAME},
+    )
+
+
+@login_required
+def model_detail(request, name):
+    rows = selectors.model_version_rows(name)
+    if not rows:
+        raise Http404(f"No registered model named {name!r}")
+    return render(
+        request,
+        "models_registry/model_detail.html",
+        {
+            "nav": "models",
+            "name": name,
+            "rows": rows,
+            "history": selectors.alias_history(name=name),
+            "alias_form": AliasMoveForm(),
+            "mlflow_model_url": mlflow_access.model_url(name),
+        },
+    )
+
+
+@login_required
+def version_detail(request, name, version):
+    record = selectors.model_version_get(name=name, version=version)
+    if record is None:
+        raise Http404(f"{name} has no version {version} recorded by mlapp")
+    return render(
+        request,
+        "models_registry/version_detail.html",
+        {
+            "nav": "models",
+            "mv": record,
+            "aliases": [a for a, v in selectors.model_aliases(name).items() if v == version],
+            "run_url": mlflow_access.run_url(record.run_id),
+            "mlflow_version_url": mlflow_access.model_url(name, version),
+        },
+    )
+
+
+@staff_required
+@require_POST
+def version_promote(request, name, version):
+    form = AliasMoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A reason is required to promote a version.")
+        return redirect("models_registry:detail", name=name)
+    try:
+        services.model_version_promote(
+            name=name, version=version, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except services.PromotionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{name} version {version} is now in production.")
+    return redirect("models_registry:detail", name=name)
+
+
+@staff_required
+@require_POST
+def model_rollback(request, name):
+    form = AliasMoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A reason is required to roll back.")
+        return redirect("models_registry:detail", name=name)
+    try:
+        change = services.model_version_rollback(name=name, actor=request.user, reason=form.cleaned_data["reason"])
+    except services.PromotionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rolled {name} back from version {change.from_version} to {change.to_version}.")
+    return redirect("models_registry:detail", name=name)
+
+
+@staff_required
+def training_new(request):
+    form = TrainingForm(request.POST or None, request.FILES or None, initial={"model_name": settings.MLAPP_MODEL_NAME})
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["csv_file"]
+        try:
+            # Check the CSV now, so a bad file is refused on the page and nothing is queued.
+            training_data_prepare(
+                csv=upload.file,
+                target=form.cleaned_data["target"],
+                task=form.cleaned_data["task"] or None,
+                source_name=upload.name,
+            )
+        except TrainingInputError as exc:
+            form.add_error(None, str(exc))
+        else:
+            upload.seek(0)
+            job = services.training_job_create(
+                upload=upload,
+                target=form.cleaned_data["target"],
+                task=form.cleaned_data["task"],
+                model_name=form.cleaned_data["model_name"],
+                actor=request.user,
+            )
+            return redirect("models_registry:training_job", pk=job.pk)
+    return render(request, "models_registry/training_new.html", {"nav": "models", "form": form})
+
+
+@staff_required
+def training_job(request, pk):
+    job = get_object_or_404(TrainingJob, pk=pk)
+    return render(request, "models_registry/training_job.html", {"nav": "models", "job": job})
+
+
+@staff_required
+def training_job_status(request, pk):
+    job = get_object_or_404(TrainingJob, pk=pk)
+    version = job.model_version
+    return JsonResponse(
+        {
+            "status": job.status,
+            "progress": job.progress,
+            "stage": job.stage,
+            "error": job.error,
+            "done": job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED),
+            "reused_existing": job.reused_existing,
+            "version_url": (
+                reverse("models_registry:version", args=[version.name, version.version]) if version else None
+            ),
+            "version": version.version if version is not None else None,
+        }
+    )

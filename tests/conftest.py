@@ -1,0 +1,164 @@
+"""Shared fixtures: a real MLflow store in the test database, tiny real models.
+
+The MLflow backend store lives in the same database as Django's test tables
+(PostgreSQL in CI, a SQLite file otherwise), initialised once per session.
+Models are trained once per session on small generated data; per-test fixtures
+make sure our `ModelVersion` row and the `production` alias are in place, since
+transactional tests flush Django's tables between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from models_registry import mlflow_access
+from models_registry.demo_data import churn_frame, housing_frame
+
+CHURN = "test-churn"
+HOUSING = "test-housing"
+
+
+def _requires_env(name: str, marker: str):
+    """Tests that need a real server say so when skipped; CI sets the variable and runs them."""
+    return pytest.mark.skipif(not os.environ.get(name), reason=f"needs {name} ({marker} server)")
+
+
+requires_postgres = pytest.mark.skipif(
+    "postgresql" not in os.environ.get("DATABASE_URL", "") and "postgres:" not in os.environ.get("DATABASE_URL", ""),
+    reason="needs DATABASE_URL pointing at PostgreSQL",
+)
+requires_redis = _requires_env("MLAPP_TEST_REDIS_URL", "Redis")
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Point MLflow at the test database (the same one Django's tables are in)."""
+    from django.db import connection
+
+    from mlapp.settings import _mlflow_uri_for
+
+    with django_db_blocker.unblock():
+        database = dict(connection.settings_dict)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.sqlite3'}"
+    else:
+        uri = _mlflow_uri_for(database)
+    settings.MLFLOW_TRACKING_URI = uri
+    settings.MLFLOW_ARTIFACT_ROOT = tmp_path_factory.mktemp("mlartifacts").as_uri()
+    mlflow_access._experiment_id.cache_clear()
+    mlflow_access.tracking_configure()
+    yield uri
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def churn_csv(data_dir) -> Path:
+    path = data_dir / "churn.csv"
+    churn_frame(n_rows=800, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def housing_csv(data_dir) -> Path:
+    path = data_dir / "housing.csv"
+    housing_frame(n_rows=600, seed=2).to_csv(path, index=False)
+    return path
+
+
+def _train_once(django_db_blocker, *, csv, target, name):
+    from models_registry.training import model_train
+
+    with django_db_blocker.unblock():
+        result = model_train(csv=csv, target=target, name=name, actor_label="tests")
+        mlflow_access.client().set_registered_model_alias(
+            name, mlflow_access.PRODUCTION, str(result.model_version.version)
+        )
+        fields = {f.attname: getattr(result.model_version, f.attname) for f in result.model_version._meta.fields}
+    fields.pop("id")
+    fields.pop("created_by_id")
+    return fields
+
+
+@pytest.fixture(scope="session")
+def _churn_version_fields(mlflow_store, django_db_blocker, churn_csv):
+    return _train_once(django_db_blocker, csv=churn_csv, target="churned", name=CHURN)
+
+
+@pytest.fixture(scope="session")
+def _housing_version_fields(mlflow_store, django_db_blocker, housing_csv):
+    return _train_once(django_db_blocker, csv=housing_csv, target="price", name=HOUSING)
+
+
+def _ensure_served(fields: dict):
+    """Our row exists and `production` points at the session's version."""
+    from models_registry.models import ModelVersion
+    from models_registry.serving import loader
+
+    record, _ = ModelVersion.objects.get_or_create(
+        name=fields["name"],
+        version=fields["version"],
+        defaults={k: v for k, v in fields.items() if k not in ("name", "version")},
+    )
+    mlflow_access.client().set_registered_model_alias(record.name, mlflow_access.PRODUCTION, str(record.version))
+    loader().invalidate(record.name)
+    return record
+
+
+@pytest.fixture
+def churn_model(_churn_version_fields, db, settings):
+    """A classification model in production, served as MLAPP_MODEL_NAME."""
+    settings.MLAPP_MODEL_NAME = CHURN
+    return _ensure_served(_churn_version_fields)
+
+
+@pytest.fixture
+def housing_model(_housing_version_fields, db, settings):
+    """A regression model in production, served as MLAPP_MODEL_NAME."""
+    settings.MLAPP_MODEL_NAME = HOUSING
+    return _ensure_served(_housing_version_fields)
+
+
+@pytest.fixture
+def unique_model_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("staff", "staff@example.com", "pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "pw-alice-123")
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def user_client(client, plain_user):
+    client.force_login(plain_user)
+    return client
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With MLAPP_FORBID_SKIPS set (CI), a skipped test is a failure: CI runs everything."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("MLAPP_FORBID_SKIPS") and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {report.longrepr}"
