@@ -1,4 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
 app_name = "monitoring_api"
-urlpatterns = []
+urlpatterns = [
+    path("", include("monitoring.api_urls_ingestion")),
+    path("", include("monitoring.api_urls_dashboards")),
+]

@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
 app_name = "monitoring"
-urlpatterns = []
+# Two parts, one namespace: ingestion/quality/alerts pages and the dashboards.
+urlpatterns = [
+    path("", include("monitoring.urls_ingestion")),
+    path("", include("monitoring.urls_dashboards")),
+]
