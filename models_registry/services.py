@@ -8,10 +8,12 @@ and why in `AliasChange` (MLflow keeps no history of alias moves).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
@@ -21,6 +23,7 @@ from .serving import loader
 from .training import TrainingInputError, model_train
 
 logger = logging.getLogger(__name__)
+TRAINING_STALE_AFTER = timedelta(minutes=30)
 
 
 class PromotionError(ValueError):
@@ -141,9 +144,14 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
 
 def training_job_run(*, job_id: int) -> TrainingJob:
     job = TrainingJob.objects.get(pk=job_id)
-    if job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED):
-        return job  # a duplicate delivery: the job already ran
-    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.RUNNING, started_at=timezone.now())
+    # Claim it: only one delivery runs a queued job; a job left running by a killed
+    # worker is claimed again once it is stale (the task is acks_late).
+    now = timezone.now()
+    claimable = Q(status=TrainingJob.Status.QUEUED) | Q(
+        status=TrainingJob.Status.RUNNING, started_at__lt=now - TRAINING_STALE_AFTER
+    )
+    if not TrainingJob.objects.filter(claimable, pk=job.pk).update(status=TrainingJob.Status.RUNNING, started_at=now):
+        return job  # a duplicate delivery: another worker ran it or is running it
 
     def progress(percent: int, stage: str) -> None:
         TrainingJob.objects.filter(pk=job.pk).update(progress=percent, stage=stage[:255])

@@ -1,0 +1,129 @@
+"""A real Celery worker process, a real Redis broker, the real test database.
+
+The worker is started as a subprocess with the same database (PostgreSQL in
+CI) and MLflow store as the test, on a queue of its own, so the test exercises
+what production does: enqueue after commit, a worker picks the job up, runs the
+service, and writes the result where the web process reads it.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connection
+
+from models_registry.models import ModelVersion, TrainingJob
+from tests.conftest import requires_postgres, requires_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = "models_registry.training_job_run"
+
+
+def _database_url(settings_dict) -> str:
+    user, host, port, name = (settings_dict.get(k) for k in ("USER", "HOST", "PORT", "NAME"))
+    password = settings_dict.get("PASSWORD")
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    return f"postgres://{auth}{host or 'localhost'}:{port or 5432}/{name}"
+
+
+@pytest.fixture
+def redis_worker(mlflow_store, transactional_db, tmp_path):
+    """Start `celery worker` on a private queue; stop it after the test."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    broker = os.environ["MLAPP_TEST_REDIS_URL"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mlapp.settings",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+        "MLFLOW_ARTIFACT_ROOT": settings.MLFLOW_ARTIFACT_ROOT,
+        "MLAPP_VAR_DIR": str(tmp_path / "worker-var"),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+    log = tmp_path / "worker.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mlapp",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    # Publish only once the worker has bound its queue: Redis drops messages sent to an unbound queue.
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"worker did not start: {log.read_text()}"
+        time.sleep(0.2)
+    # A producer of its own: the global app is eager in tests and may have cached its broker.
+    producer = Celery("mlapp-test-producer", broker=broker, backend=broker)
+    try:
+        yield producer, queue, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@requires_postgres
+@requires_redis
+def test_training_job_runs_on_a_real_worker_through_redis(redis_worker, churn_csv, staff_user, unique_model_name):
+    producer, queue, log = redis_worker
+    job = TrainingJob.objects.create(
+        model_name=unique_model_name,
+        csv_path=str(churn_csv),
+        original_filename="churn.csv",
+        target="churned",
+        created_by=staff_user,
+    )
+
+    result = producer.send_task(TASK, args=[job.pk], queue=queue)
+    status = result.get(timeout=120)
+
+    job.refresh_from_db()
+    assert status == "succeeded", log.read_text()[-3000:]
+    assert job.status == TrainingJob.Status.SUCCEEDED and job.progress == 100
+    assert ModelVersion.objects.get(name=unique_model_name).pk == job.model_version_id
+    assert "training_job_run" in log.read_text()
+
+
+@requires_postgres
+@requires_redis
+def test_duplicate_delivery_does_not_train_twice(redis_worker, churn_csv, unique_model_name):
+    producer, queue, _ = redis_worker
+    job = TrainingJob.objects.create(
+        model_name=unique_model_name,
+        csv_path=str(churn_csv),
+        original_filename="churn.csv",
+        target="churned",
+    )
+
+    first = producer.send_task(TASK, args=[job.pk], queue=queue)
+    second = producer.send_task(TASK, args=[job.pk], queue=queue)
+    assert (first.get(timeout=120), second.get(timeout=120)) == ("succeeded", "succeeded")
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and ModelVersion.objects.filter(name=unique_model_name).count() != 1:
+        time.sleep(0.2)
+    assert ModelVersion.objects.filter(name=unique_model_name).count() == 1
