@@ -25,7 +25,7 @@ Format (``schema_version`` 1)::
       ],
       "reference_sample": {"age": [...], "plan": [...]},   # <= REFERENCE_SAMPLE_ROWS rows, None for missing
       "prediction_reference": {                           # model output on the test split
-        "kind": "categorical", "categories": {"no": 0.8, "yes": 0.2}      # classification
+        "kind": "categorical", "categories": {"no": 0.8, "yes": 0.2}, "n": 1000   # classification
         | "kind": "numeric", "min": .., "max": .., "mean": .., "std": .., "quantiles": {..},
           "histogram": {..}, "sample": [...]                               # regression
       }
@@ -138,6 +138,7 @@ def profile_build(
         prediction_reference = {
             "kind": CATEGORICAL,
             "categories": category_shares(reference_predictions.astype(str)),
+            "n": int(len(reference_predictions)),  # lets the drift test weigh the reference's own noise
         }
     else:
         preds = reference_predictions.astype(float)
