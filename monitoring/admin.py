@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Alert, DataQualityIssue, DriftReport, FeatureDrift, IngestedFile, IngestionRun
+from .models import (
+    Alert,
+    DataQualityIssue,
+    DriftReport,
+    DriftSettings,
+    FeatureDrift,
+    IngestedFile,
+    IngestionRun,
+    PredictionRollup,
+)
 
 
 class DataQualityIssueInline(admin.TabularInline):
@@ -58,9 +67,10 @@ class FeatureDriftInline(admin.TabularInline):
         "method_used",
         "threshold",
         "drifted",
+        "verdict",
         "n_window",
     )
-    exclude = ("n_reference", "missing_share_window")
+    exclude = ("n_reference", "missing_share_window", "p_value_adjusted", "distribution")
 
 
 @admin.register(DriftReport)
@@ -102,3 +112,16 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ("kind", "severity")
     search_fields = ("title", "message", "dedup_key")
     date_hierarchy = "created_at"
+
+
+@admin.register(DriftSettings)
+class DriftSettingsAdmin(admin.ModelAdmin):
+    list_display = ("model_name", "window_rows", "min_rows", "updated_at")
+    search_fields = ("model_name",)
+
+
+@admin.register(PredictionRollup)
+class PredictionRollupAdmin(admin.ModelAdmin):
+    list_display = ("hour", "model_name", "model_version", "source", "predicted_label", "actual_label", "n")
+    list_filter = ("model_name", "source")
+    date_hierarchy = "hour"

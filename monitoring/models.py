@@ -127,6 +127,13 @@ class FeatureDrift(models.Model):
     n_window = models.PositiveIntegerField(default=0)
     n_reference = models.PositiveIntegerField(default=0)
     missing_share_window = models.FloatField(null=True, blank=True)
+    # "drift" | "no_drift" | "no_data" (drift_stats), and the p-value after a configured correction.
+    verdict = models.CharField(max_length=16, blank=True)
+    p_value_adjusted = models.FloatField(null=True, blank=True)
+    # Served vs training distribution on shared bins, for the feature page (no scan per request):
+    # {"kind": "numeric", "edges": [...], "window": [shares], "reference": [shares]} or
+    # {"kind": "categorical", "categories": [...], "window": [shares], "reference": [shares]}.
+    distribution = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -171,3 +178,83 @@ class Alert(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class DriftSettings(models.Model):
+    """Drift thresholds of one model, editable in the admin.
+
+    ``config`` holds `monitoring.drift_stats.DriftConfig` as JSON: thresholds,
+    ``per_feature`` overrides, ``drift_share``, ``critical_features``, ``correction``.
+    A model without a row is checked with the defaults.
+    """
+
+    model_name = models.CharField(max_length=255, unique=True)
+    config = models.JSONField(default=dict, blank=True)
+    window_rows = models.PositiveIntegerField(default=5000, help_text="Rows checked when no interval is given")
+    min_rows = models.PositiveIntegerField(default=50, help_text="No report on a window with fewer rows")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "drift settings"
+
+    def __str__(self):
+        return f"drift settings of {self.model_name}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .drift_stats import DriftConfig
+
+        try:
+            DriftConfig.from_dict(self.config)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"config": str(exc)}) from exc
+        if self.window_rows < 1:
+            raise ValidationError({"window_rows": "must be at least 1"})
+
+
+class PredictionRollup(models.Model):
+    """Predictions per hour, model version, source, predicted and actual label.
+
+    Maintained by `monitoring.services.rollups.prediction_rollups_refresh` (a
+    task every minute); the dashboards and the series API read it instead of
+    scanning predictions. Labels are "" for regression and without feedback.
+    """
+
+    hour = models.DateTimeField()
+    model_name = models.CharField(max_length=255)
+    model_version = models.PositiveIntegerField()
+    source = models.CharField(max_length=16)
+    predicted_label = models.CharField(max_length=255, blank=True)
+    actual_label = models.CharField(max_length=255, blank=True)
+    n = models.PositiveIntegerField()
+    n_feedback = models.PositiveIntegerField(default=0)
+    value_sum = models.FloatField(null=True, blank=True)
+    value_sumsq = models.FloatField(null=True, blank=True)
+    value_min = models.FloatField(null=True, blank=True)
+    value_max = models.FloatField(null=True, blank=True)
+    abs_error_sum = models.FloatField(null=True, blank=True)
+    sq_error_sum = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_name", "hour", "model_version", "source", "predicted_label", "actual_label"],
+                name="prediction_rollup_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.model_name} v{self.model_version} {self.hour:%Y-%m-%d %H}h {self.source}: {self.n}"
+
+
+class RollupCursor(models.Model):
+    """How far the rollups are up to date (one row per rollup kind)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    position = models.DateTimeField(null=True, blank=True)
+    feedback_position = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.name} @ {self.position}"

@@ -21,4 +21,11 @@ def periodic_tasks() -> list[dict]:
             "expires_seconds": max(drift_every - 10, 10),
             "description": "Compare recent served data with the production model's training profile.",
         },
+        {
+            "name": "refresh prediction rollups",
+            "task": "monitoring.refresh_prediction_rollups",
+            "every_seconds": 60,
+            "expires_seconds": 50,
+            "description": "Hourly prediction rollups behind the dashboards.",
+        },
     ]

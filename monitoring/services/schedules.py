@@ -35,14 +35,14 @@ def periodic_tasks_setup() -> list[str]:
                 name=spec["name"],
                 task=spec["task"],
                 interval=interval,
-                expires_seconds=spec.get("expires_seconds"),
+                expire_seconds=spec.get("expires_seconds"),
                 description=spec.get("description", ""),
             )
             lines.append(f"created {spec['name']}: every {spec['every_seconds']} s")
         else:
             existing.task = spec["task"]
-            existing.expires_seconds = spec.get("expires_seconds")
+            existing.expire_seconds = spec.get("expires_seconds")
             existing.description = spec.get("description", "")
-            existing.save(update_fields=["task", "expires_seconds", "description"])
+            existing.save(update_fields=["task", "expire_seconds", "description"])
             lines.append(f"kept {spec['name']}: every {existing.interval} (edit it in the admin)")
     return lines

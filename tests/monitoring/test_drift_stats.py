@@ -273,7 +273,7 @@ def test_classification_prediction_drift(profile):
     moved = drift_compute(profile=profile, window=window, predictions=classes(1_000, 9, yes_share=0.35))
     assert same.prediction.feature == "prediction"
     assert same.prediction.test == "chi2"
-    assert same.prediction.n_reference is None  # the profile stores shares only
+    assert same.prediction.n_reference == profile["prediction_reference"]["n"]  # two-sample test on counts
     assert not same.prediction.drifted
     assert moved.prediction.drifted
     assert not moved.dataset_drift  # predictions are reported, not counted in the share

@@ -1,0 +1,403 @@
+"""Drift reports: a window of served rows against the production model's training profile.
+
+`drift_report_create` loads the window from the prediction log (on PostgreSQL
+only the profile's keys are extracted from the JSON column, ``features ->> 'k'``,
+and the window is bounded: the last ``window_rows`` rows, or an interval capped
+at ``MAX_WINDOW_ROWS``), runs the statistics of `monitoring.drift_stats`, and
+stores one `DriftReport` with a `FeatureDrift` row per feature plus
+``'__prediction__'`` for the model's output. Each row also keeps the served and
+training distributions on shared bins, so the feature pages draw them without
+touching the prediction log. When the dataset drifted an alert is raised, at
+most once per model version and day.
+
+Thresholds come from the model's `DriftSettings` row (editable in the admin),
+defaults otherwise. `drift_latest_verdict` is the signal other parts (the
+continuous-training trigger) read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.db.models.fields.json import KeyTextTransform
+from django.urls import reverse
+
+from models_registry.profile import NUMERIC
+from models_registry.serving import ModelUnavailable, loader, model_version_profile
+from predictions.models import Prediction
+
+from ..drift_stats import DriftConfig, drift_compute
+from ..models import Alert, DriftReport, DriftSettings, FeatureDrift, Severity
+from .alerts import alert_raise
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_FEATURE = "__prediction__"
+DEFAULT_WINDOW_ROWS = 5000
+MAX_WINDOW_ROWS = 100_000
+HISTOGRAM_BINS = 30
+MAX_CATEGORIES_SHOWN = 25
+OTHER = "(other)"
+
+
+class DriftCheckError(Exception):
+    """A drift check could not run; the message says why (not a bug: nothing to retry)."""
+
+
+@dataclass(frozen=True)
+class ModelDriftSettings:
+    config: DriftConfig
+    window_rows: int
+    min_rows: int
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    report_id: int
+    model_name: str
+    model_version: int
+    dataset_drift: bool
+    drifted_share: float
+    drifted_features: list[str]
+    prediction_drift: bool
+    n_rows: int
+    created_at: datetime
+
+
+def drift_settings_get(*, model_name: str) -> ModelDriftSettings:
+    record = DriftSettings.objects.filter(model_name=model_name).first()
+    if record is None:
+        return ModelDriftSettings(config=DriftConfig(), window_rows=DEFAULT_WINDOW_ROWS, min_rows=50)
+    try:
+        config = DriftConfig.from_dict(record.config)
+    except (TypeError, ValueError) as exc:
+        raise DriftCheckError(f"Drift settings of {model_name} are invalid: {exc}") from exc
+    return ModelDriftSettings(config=config, window_rows=max(record.window_rows, 1), min_rows=record.min_rows)
+
+
+def production_profile_get(*, model_name: str) -> tuple[int, dict]:
+    """(version, training profile) of the model's production version; no estimator is loaded."""
+    try:
+        version = loader().version_resolve(model_name)
+    except ModelUnavailable as exc:
+        raise DriftCheckError(f"{model_name} has no production version to compare with: {exc}") from exc
+    _run_id, _task, profile = model_version_profile(model_name, version)
+    return version, profile
+
+
+@dataclass(frozen=True)
+class DriftWindow:
+    features: pd.DataFrame
+    predictions: pd.Series  # rows scored by the production version only
+    versions: pd.Series
+    start: datetime | None
+    end: datetime | None
+
+
+def drift_window_load(
+    *,
+    model_name: str,
+    profile: dict,
+    version: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last_n: int = DEFAULT_WINDOW_ROWS,
+    source: str | None = None,
+) -> DriftWindow:
+    """The newest ``last_n`` rows of the model (in [since, until) when given), features typed by the profile."""
+    rows = Prediction.objects.filter(model_name=model_name)
+    if source:
+        rows = rows.filter(source=source)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    names = [f["name"] for f in profile["features"]]
+    keys = {f"f{i}": KeyTextTransform(name, "features") for i, name in enumerate(names)}
+    output = "predicted_value" if profile.get("task") == "regression" else "predicted_label"
+    values = list(
+        rows.annotate(**keys)
+        .order_by("-created_at")
+        .values_list("created_at", "model_version", output, *keys)[: min(last_n, MAX_WINDOW_ROWS)]
+    )
+    raw = pd.DataFrame(values, columns=["created_at", "model_version", "output", *keys])
+    frame = pd.DataFrame(index=raw.index)
+    for key, feature in zip(keys, profile["features"], strict=True):
+        column = raw[key]
+        if feature["kind"] == NUMERIC:
+            frame[feature["name"]] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            frame[feature["name"]] = column.map(lambda v: None if v is None else str(v)).astype(object)
+    predictions = raw.loc[raw["model_version"] == version, "output"]
+    if output == "predicted_value":
+        predictions = pd.to_numeric(predictions, errors="coerce").astype("float64")
+    return DriftWindow(
+        features=frame,
+        predictions=predictions.reset_index(drop=True),
+        versions=raw["model_version"],
+        start=raw["created_at"].min() if len(raw) else None,
+        end=raw["created_at"].max() if len(raw) else None,
+    )
+
+
+# --------------------------------------------------------------------------- distributions for the pages
+
+
+def _finite_array(values) -> np.ndarray:
+    array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return array[np.isfinite(array)]
+
+
+def _numeric_edges(reference: np.ndarray, window: np.ndarray, *, integer: bool) -> np.ndarray:
+    both = np.concatenate([reference, window])
+    low, high = np.quantile(both, [0.001, 0.999])
+    if integer:  # whole numbers per bin, so no bin holds one value more than its neighbours
+        low, high = math.floor(low), math.ceil(high)
+        width = max(1, math.ceil((high - low + 1) / HISTOGRAM_BINS))
+        return np.arange(low - 0.5, high + 0.5 + width, width)[: HISTOGRAM_BINS + 2]
+    if high <= low:
+        return np.array([low - 0.5, high + 0.5])
+    return np.linspace(low, high, HISTOGRAM_BINS + 1)
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> list[float]:
+    if values.size == 0:
+        return [0.0] * (len(edges) - 1)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    return [round(float(c) / values.size, 6) for c in counts]
+
+
+def numeric_distribution(reference_values, window_values, *, integer: bool = False) -> dict:
+    reference = _finite_array(reference_values)
+    window = _finite_array(window_values)
+    if reference.size == 0 and window.size == 0:
+        return {}
+    edges = _numeric_edges(reference, window, integer=integer)
+    return {
+        "kind": NUMERIC,
+        "edges": [round(float(e), 6) for e in edges],
+        "reference": _shares(reference, edges),
+        "window": _shares(window, edges),
+        "n_reference": int(reference.size),
+        "n_window": int(window.size),
+    }
+
+
+def categorical_distribution(reference_shares: dict, window_values: pd.Series) -> dict:
+    counts = window_values.dropna().astype(str).value_counts()
+    n_window = int(counts.sum())
+    categories = list(reference_shares)
+    unseen = [c for c in counts.index if c not in reference_shares]
+    categories = (categories + unseen)[:MAX_CATEGORIES_SHOWN]
+    window = [round(float(counts.get(c, 0)) / n_window, 6) if n_window else 0.0 for c in categories]
+    reference = [round(float(reference_shares.get(c, 0.0)), 6) for c in categories]
+    rest_window = round(1.0 - sum(window), 6) if n_window else 0.0
+    rest_reference = round(1.0 - sum(reference), 6)
+    if rest_window > 1e-6 or rest_reference > 1e-6:
+        categories.append(OTHER)
+        window.append(max(rest_window, 0.0))
+        reference.append(max(rest_reference, 0.0))
+    return {
+        "kind": "categorical",
+        "categories": categories,
+        "reference": reference,
+        "window": window,
+        "n_window": n_window,
+    }
+
+
+def _feature_distribution(feature: dict, profile: dict, column: pd.Series) -> dict:
+    if feature["kind"] == NUMERIC:
+        sample = (profile.get("reference_sample") or {}).get(feature["name"]) or []
+        return numeric_distribution(sample, column, integer=feature.get("dtype") == "integer")
+    return categorical_distribution(feature.get("categories") or {}, column)
+
+
+def _prediction_distribution(profile: dict, predictions: pd.Series) -> dict:
+    reference = profile.get("prediction_reference") or {}
+    if reference.get("kind") == NUMERIC:
+        return numeric_distribution(reference.get("sample") or [], predictions)
+    return categorical_distribution(reference.get("categories") or {}, predictions)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _feature_row(report: DriftReport, result, *, name: str, distribution: dict) -> FeatureDrift:
+    return FeatureDrift(
+        report=report,
+        feature=name,
+        kind=result.kind,
+        test=result.test,
+        statistic=result.statistic,
+        p_value=result.p_value,
+        p_value_adjusted=result.p_value_adjusted,
+        effect_name=result.effect_name,
+        effect_size=result.effect_size,
+        psi=result.psi,
+        method_used=result.method_used or "",
+        threshold=result.threshold,
+        drifted=result.drifted,
+        verdict=result.verdict,
+        n_window=result.n_window,
+        n_reference=result.n_reference or 0,
+        missing_share_window=result.missing_share_window,
+        distribution=distribution,
+    )
+
+
+def _alert_for(report: DriftReport, *, drifted: list[str], critical: list[str]) -> Alert | None:
+    listed = ", ".join(drifted[:10]) + (" ..." if len(drifted) > 10 else "")
+    message = (
+        f"{report.n_drifted} of {report.n_features} features drifted ({report.drifted_share:.0%}) in the last "
+        f"{report.n_rows} served rows ({report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} "
+        f"UTC) of {report.model_name} version {report.model_version}: {listed}."
+    )
+    if critical:
+        message += f" Critical features drifted: {', '.join(critical)}."
+    if report.prediction_drift:
+        message += " The predictions drifted too."
+    message += f"\nReport: {reverse('monitoring:drift_report', args=[report.pk])}"
+    return alert_raise(
+        kind=Alert.Kind.DRIFT,
+        severity=Severity.ERROR if critical else Severity.WARNING,
+        title=f"Data drift on {report.model_name} v{report.model_version}: {report.n_drifted}/{report.n_features} "
+        "features",
+        message=message,
+        # One alert per model version and day while the drift lasts.
+        dedup_key=f"drift:{report.model_name}:v{report.model_version}:{report.created_at:%Y-%m-%d}",
+        drift_report=report,
+    )
+
+
+def drift_report_create(
+    *,
+    model_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last_n: int | None = None,
+    source: str | None = None,
+    raise_alert: bool = True,
+) -> DriftReport:
+    """Check the served window of ``model_name`` (default: the served model) and store the report.
+
+    Without ``since``/``until`` the window is the newest ``last_n`` rows (default:
+    the model's ``window_rows``, 5,000); with an interval, its newest rows up to
+    ``last_n`` or ``MAX_WINDOW_ROWS``. Raises `DriftCheckError` when there is no
+    production version, the settings are invalid, or the window is too small.
+    """
+    model_name = model_name or settings.MLAPP_MODEL_NAME
+    if last_n is not None and last_n < 1:
+        raise DriftCheckError(f"last_n must be at least 1, got {last_n}")
+    if since is not None and until is not None and since >= until:
+        raise DriftCheckError(f"The window is empty: since ({since}) is not before until ({until})")
+    model_settings = drift_settings_get(model_name=model_name)
+    if last_n is None:
+        last_n = MAX_WINDOW_ROWS if since is not None or until is not None else model_settings.window_rows
+    version, profile = production_profile_get(model_name=model_name)
+    window = drift_window_load(
+        model_name=model_name, profile=profile, version=version, since=since, until=until, last_n=last_n, source=source
+    )
+    n_rows = len(window.features)
+    if n_rows < max(model_settings.min_rows, 1):
+        raise DriftCheckError(
+            f"{model_name}: {n_rows} served rows in the window, at least {max(model_settings.min_rows, 1)} needed"
+        )
+    try:
+        result = drift_compute(
+            profile=profile,
+            window=window.features,
+            predictions=window.predictions if len(window.predictions) else None,
+            config=model_settings.config,
+        )
+    except ValueError as exc:  # the settings name features the production profile does not have
+        raise DriftCheckError(f"Drift settings of {model_name} do not fit version {version}: {exc}") from exc
+
+    by_name = {f["name"]: f for f in profile["features"]}
+    with transaction.atomic():
+        report = DriftReport.objects.create(
+            model_name=model_name,
+            model_version=version,
+            window_start=window.start,
+            window_end=window.end,
+            n_rows=n_rows,
+            dataset_drift=result.dataset_drift,
+            drifted_share=result.drifted_share or 0.0,
+            n_drifted=result.n_drifted,
+            n_features=result.n_features,
+            prediction_drift=bool(result.prediction and result.prediction.drifted),
+            config={
+                "drift": model_settings.config.to_dict(),
+                "window": {
+                    "since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None,
+                    "last_n": last_n,
+                    "source": source,
+                    "versions": sorted(int(v) for v in window.versions.unique()),
+                },
+                "critical_drifted": result.critical_drifted,
+                "n_no_data": result.n_no_data,
+            },
+        )
+        rows = [
+            _feature_row(
+                report,
+                item,
+                name=item.feature,
+                distribution=_feature_distribution(by_name[item.feature], profile, window.features[item.feature]),
+            )
+            for item in result.features
+        ]
+        if result.prediction is not None:
+            rows.append(
+                _feature_row(
+                    report,
+                    result.prediction,
+                    name=PREDICTION_FEATURE,
+                    distribution=_prediction_distribution(profile, window.predictions),
+                )
+            )
+        FeatureDrift.objects.bulk_create(rows)
+        if raise_alert and result.dataset_drift:
+            _alert_for(report, drifted=result.drifted_features, critical=result.critical_drifted)
+    logger.info(
+        "Drift report #%s for %s v%s: %s/%s features drifted, dataset drift %s",
+        report.pk,
+        model_name,
+        version,
+        result.n_drifted,
+        result.n_features,
+        result.dataset_drift,
+    )
+    return report
+
+
+def drift_latest_verdict(model_name: str | None = None, *, model_version: int | None = None) -> DriftVerdict | None:
+    """The newest report's verdict for the model (and version), or None before the first check."""
+    reports = DriftReport.objects.filter(model_name=model_name or settings.MLAPP_MODEL_NAME)
+    if model_version is not None:
+        reports = reports.filter(model_version=model_version)
+    report = reports.order_by("-created_at", "-id").first()
+    if report is None:
+        return None
+    drifted = list(
+        report.features.filter(drifted=True).exclude(feature=PREDICTION_FEATURE).values_list("feature", flat=True)
+    )
+    return DriftVerdict(
+        report_id=report.pk,
+        model_name=report.model_name,
+        model_version=report.model_version,
+        dataset_drift=report.dataset_drift,
+        drifted_share=report.drifted_share,
+        drifted_features=drifted,
+        prediction_drift=report.prediction_drift,
+        n_rows=report.n_rows,
+        created_at=report.created_at,
+    )

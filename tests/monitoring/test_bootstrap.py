@@ -1,0 +1,46 @@
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from models_registry import mlflow_access
+from models_registry.models import AliasChange, ModelVersion
+from monitoring.services.bootstrap import platform_bootstrap
+from monitoring.services.schedules import default_periodic_tasks, periodic_tasks_setup
+
+pytestmark = pytest.mark.django_db
+
+
+def test_periodic_tasks_are_created_once_and_admin_edits_are_kept():
+    periodic_tasks_setup()
+    names = {spec["name"] for spec in default_periodic_tasks()}
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) >= names
+    ingest = PeriodicTask.objects.get(name="ingest raw files")
+    assert ingest.task == "monitoring.ingest_raw_files" and ingest.interval.every == 60
+    assert 0 < ingest.expire_seconds < 60
+    # A person changes the interval in the admin; set-up runs again (next start).
+    ingest.interval = IntervalSchedule.objects.create(every=300, period=IntervalSchedule.SECONDS)
+    ingest.save()
+
+    lines = periodic_tasks_setup()
+
+    ingest.refresh_from_db()
+    assert ingest.interval.every == 300
+    assert PeriodicTask.objects.filter(name__in=names).count() == len(names)
+    assert any(line.startswith("kept ingest raw files") for line in lines)
+
+
+def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, settings, tmp_path, unique_model_name):
+    settings.MLAPP_MODEL_NAME = unique_model_name
+    settings.VAR_DIR = tmp_path
+    settings.MLAPP_DATA_DIR = tmp_path / "data"
+
+    first = platform_bootstrap(dataset="housing")
+    second = platform_bootstrap(dataset="housing")
+
+    assert "password" in first[0] and (tmp_path / "admin-password.txt").exists()
+    assert f"trained {unique_model_name} version 1" in first[1]
+    assert second[1] == f"{unique_model_name} already has a production version: kept"
+    assert ModelVersion.objects.filter(name=unique_model_name).count() == 1
+    production = mlflow_access.client().get_model_version_by_alias(unique_model_name, "production")
+    assert int(production.version) == 1
+    assert AliasChange.objects.get(model_name=unique_model_name).action == "bootstrap"
+    assert all((tmp_path / "data" / d).is_dir() for d in ("raw", "good", "bad", "archive"))
