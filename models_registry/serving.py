@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import mlflow
@@ -28,6 +28,7 @@ from django.utils import timezone
 from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
+from .profile import FeatureSpec, feature_specs
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,27 @@ class ModelUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    """What a model answered for a batch of rows, aligned with the input rows."""
+    """What a model answered for a batch of rows, aligned with the input rows.
 
-    labels: list[str] | None  # classification
-    values: list[float] | None  # regression
-    probabilities: list[dict[str, float]] | None  # classification, per class
+    Arrays, not per-row objects: batch paths write millions of rows from them.
+    """
+
+    labels: np.ndarray | None  # classification: predicted class per row (str)
+    values: np.ndarray | None  # regression: predicted value per row
+    probabilities: np.ndarray | None = field(default=None, repr=False)  # classification: rows x classes
+    classes: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels if self.labels is not None else self.values)
 
     def outputs(self) -> list:
-        return self.labels if self.labels is not None else self.values
+        return (self.labels if self.labels is not None else self.values).tolist()
+
+    def probability_dicts(self) -> list[dict[str, float]] | None:
+        if self.probabilities is None:
+            return None
+        rounded = np.round(self.probabilities, 6).tolist()
+        return [dict(zip(self.classes, row, strict=True)) for row in rounded]
 
 
 @dataclass(frozen=True)
@@ -70,21 +84,20 @@ class ServedModel:
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.profile["features"]]
 
+    @cached_property
+    def specs(self) -> dict[str, FeatureSpec]:
+        """Feature specs by name, computed once per loaded version (the request path reads them)."""
+        return {spec.name: spec for spec in feature_specs(self.profile)}
+
     def predict_frame(self, frame: pd.DataFrame) -> ModelOutputs:
         """Score rows that already passed validation (columns by profile name)."""
         model_input = frame_for_model(frame, self.profile)
         if self.task == "regression":
-            values = self.pipeline.predict(model_input)
-            return ModelOutputs(labels=None, values=[float(v) for v in values], probabilities=None)
+            return ModelOutputs(labels=None, values=np.asarray(self.pipeline.predict(model_input), dtype=float))
         probabilities = self.pipeline.predict_proba(model_input)
-        classes = [str(c) for c in self.pipeline.classes_]
-        best = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
-        rounded = np.round(probabilities, 6)
-        return ModelOutputs(
-            labels=best.tolist(),
-            values=None,
-            probabilities=[dict(zip(classes, row.tolist(), strict=True)) for row in rounded],
-        )
+        classes = tuple(str(c) for c in self.pipeline.classes_)
+        labels = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+        return ModelOutputs(labels=labels, values=None, probabilities=probabilities, classes=classes)
 
 
 def model_version_profile(name: str, version: int) -> tuple[str, str, dict]:

@@ -1,4 +1,6 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
 app_name = "predictions_api"
-urlpatterns = []
+urlpatterns = [
+    path("", include("predictions.api_urls_serving")),
+]

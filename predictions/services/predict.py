@@ -1,0 +1,117 @@
+"""On-demand predictions (REST API and web form): validate, score, store, answer."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+import pandas as pd
+from django.conf import settings
+from django.utils import timezone
+
+from models_registry.serving import ServedModel, loader
+
+from ..models import Prediction
+from ..validation import records_validate
+
+
+@dataclass(frozen=True)
+class RowPrediction:
+    id: int
+    prediction: object  # label (classification) or value (regression)
+    probabilities: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class PredictionResponse:
+    model_name: str
+    model_version: int
+    run_id: str
+    request_id: str
+    predictions: list[RowPrediction]
+
+
+def served_model_get(model_name: str | None = None) -> ServedModel:
+    """The model answering now: the `production` version of the served model."""
+    return loader().get(model_name or settings.MLAPP_MODEL_NAME)
+
+
+def predictions_make(
+    *,
+    records: list,
+    source: str,
+    request_id: str | None = None,
+    served: ServedModel | None = None,
+) -> PredictionResponse:
+    """Score rows given as JSON objects and store one inference-log row each.
+
+    Raises `InputValidationError` naming every bad row and field; nothing is
+    stored then. The response names the version that actually answered.
+    """
+    served = served or served_model_get()
+    started = time.perf_counter()
+    cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
+    frame = pd.DataFrame.from_records(cleaned, columns=served.feature_names)
+    outputs = served.predict_frame(frame)
+    latency_ms = (time.perf_counter() - started) * 1000
+    request_id = request_id or uuid.uuid4().hex
+    labels = outputs.labels.tolist() if outputs.labels is not None else None
+    values = outputs.values.tolist() if outputs.values is not None else None
+    probabilities = outputs.probability_dicts()
+    now = timezone.now()
+    rows = Prediction.objects.bulk_create(
+        [
+            Prediction(
+                created_at=now,
+                model_name=served.name,
+                model_version=served.version,
+                run_id=served.run_id,
+                source=source,
+                request_id=request_id,
+                features=record,
+                predicted_label=labels[i] if labels is not None else None,
+                predicted_value=values[i] if values is not None else None,
+                probabilities=probabilities[i] if probabilities is not None else None,
+                latency_ms=latency_ms,
+            )
+            for i, record in enumerate(cleaned)
+        ]
+    )
+    return PredictionResponse(
+        model_name=served.name,
+        model_version=served.version,
+        run_id=served.run_id,
+        request_id=request_id,
+        predictions=[
+            RowPrediction(
+                id=row.pk,
+                prediction=labels[i] if labels is not None else values[i],
+                probabilities=probabilities[i] if probabilities is not None else None,
+            )
+            for i, row in enumerate(rows)
+        ],
+    )
+
+
+class FeedbackError(ValueError):
+    """The outcome cannot be recorded; the message says why."""
+
+
+def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
+    """Store the actual outcome beside a prediction (for online performance)."""
+    prediction = Prediction.objects.filter(pk=prediction_id).first()
+    if prediction is None:
+        raise Prediction.DoesNotExist(f"No prediction {prediction_id}")
+    if prediction.predicted_label is not None:  # classification
+        if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
+            raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
+        prediction.actual_label, prediction.actual_value = str(actual), None
+    else:
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)) or not math.isfinite(actual):
+            raise FeedbackError(f"actual: expected a finite number, got {actual!r}")
+        prediction.actual_label, prediction.actual_value = None, float(actual)
+    prediction.feedback_at = timezone.now()
+    prediction.save(update_fields=["actual_label", "actual_value", "feedback_at"])
+    return prediction

@@ -1,0 +1,1 @@
+"""Celery tasks of the predictions app: thin wrappers around services."""

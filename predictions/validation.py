@@ -1,0 +1,132 @@
+"""Input validation for serving, derived from the model's training profile.
+
+One place for the rules, used by the REST API and the web form (`records_validate`,
+row by row, every problem named) and by batch files (`frame_validate`, vectorised).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models_registry.profile import NUMERIC, FeatureSpec, feature_specs
+
+
+@dataclass(frozen=True)
+class FieldError:
+    row: int | None  # None: the request as a whole
+    field: str | None
+    problem: str
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "field": self.field, "problem": self.problem}
+
+
+class InputValidationError(ValueError):
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(_describe(e) for e in errors[:10]))
+
+
+def _describe(error: FieldError) -> str:
+    where = []
+    if error.row is not None:
+        where.append(f"row {error.row}")
+    if error.field:
+        where.append(f"field {error.field!r}")
+    return f"{', '.join(where)}: {error.problem}" if where else error.problem
+
+
+def specs_by_name(profile: dict) -> dict[str, FeatureSpec]:
+    return {spec.name: spec for spec in feature_specs(profile)}
+
+
+def _value_check(spec: FeatureSpec, value) -> tuple[object, str | None]:
+    """The typed value, or a problem."""
+    if value is None:
+        if spec.missing_share > 0:
+            return None, None
+        return None, "missing value (null): this feature was never missing in training"
+    if spec.kind == NUMERIC:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"wrong type: expected a number, got {type(value).__name__} {value!r}"[:200]
+        if not math.isfinite(value):
+            return None, f"non-finite number {value!r}"
+        return float(value), None
+    if isinstance(value, bool):
+        return str(value), None
+    if isinstance(value, (str, int)):
+        return str(value), None
+    return None, f"wrong type: expected a category (text), got {type(value).__name__}"
+
+
+def records_validate(*, records, specs: dict[str, FeatureSpec], max_rows: int) -> list[dict]:
+    """Check JSON rows against the model's feature specs (`ServedModel.specs`, from its
+    profile); return them typed, or raise naming every problem."""
+    if not isinstance(records, list):
+        raise InputValidationError([FieldError(None, None, "expected a list of rows (objects)")])
+    if not records:
+        raise InputValidationError([FieldError(None, None, "empty batch: send at least one row")])
+    if len(records) > max_rows:
+        raise InputValidationError(
+            [FieldError(None, None, f"batch of {len(records)} rows is over the limit of {max_rows}")]
+        )
+    errors: list[FieldError] = []
+    cleaned: list[dict] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            errors.append(FieldError(index, None, "expected an object of feature values"))
+            continue
+        row: dict = {}
+        for field in record.keys() - specs.keys():
+            errors.append(FieldError(index, str(field), "unknown feature"))
+        for name, spec in specs.items():
+            if name not in record:
+                errors.append(FieldError(index, name, "missing feature"))
+                continue
+            value, problem = _value_check(spec, record[name])
+            if problem:
+                errors.append(FieldError(index, name, problem))
+            row[name] = value
+        cleaned.append(row)
+    if errors:
+        raise InputValidationError(sorted(errors, key=lambda e: (e.row or 0, e.field or "")))
+    return cleaned
+
+
+def frame_missing_columns(frame: pd.DataFrame, profile: dict) -> list[str]:
+    return [spec.name for spec in feature_specs(profile) if spec.name not in frame.columns]
+
+
+def frame_validate(frame: pd.DataFrame, profile: dict) -> pd.Series:
+    """Vectorised checks of a batch chunk (columns as read from CSV text).
+
+    Returns a string Series aligned with `frame`: "" for a valid row, else every
+    problem of the row ("age: not a number 'abc'; plan: missing value").
+    """
+    problems = pd.Series("", index=frame.index, dtype=object)
+
+    def add(mask: np.ndarray, texts: pd.Series | str) -> None:
+        nonlocal problems
+        if not mask.any():
+            return
+        addition = texts[mask] if isinstance(texts, pd.Series) else texts
+        current = problems[mask]
+        problems.loc[mask] = np.where(current == "", addition, current + "; " + addition)
+
+    for spec in feature_specs(profile):
+        raw = frame[spec.name]
+        text = raw.astype("string").str.strip()
+        missing = (text.isna() | (text == "")).to_numpy()
+        if spec.missing_share == 0:
+            add(missing, f"{spec.name}: missing value")
+        if spec.kind == NUMERIC:
+            numbers = pd.to_numeric(text, errors="coerce")
+            not_number = (~missing) & numbers.isna().to_numpy()
+            add(not_number, spec.name + ": not a number " + text.fillna("").str.slice(0, 40).map(repr))
+            non_finite = (~missing) & (~not_number) & ~np.isfinite(numbers.fillna(0).to_numpy(dtype=float))
+            add(non_finite, f"{spec.name}: non-finite number")
+    return problems
