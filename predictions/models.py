@@ -135,6 +135,10 @@ class Prediction(models.Model):
         indexes = [
             models.Index(fields=["source", "-created_at"], name="prediction_source_time"),
             models.Index(fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"),
+            # The dashboards' rollups look for feedback that arrived since their last pass.
+            models.Index(
+                fields=["feedback_at"], condition=models.Q(feedback_at__isnull=False), name="prediction_feedback_time"
+            ),
         ]
         constraints = [
             # A scheduled file row is scored once per model version, however often the job runs.
