@@ -11,8 +11,9 @@ venv_ensure() {
   want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-64)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "mlapp: installing requirements (about a minute the first time)"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+    # pip's notes about unreachable local indexes are noise; real errors still show and fail.
+    .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -m pip install --quiet -r requirements-dev.txt 2> >(grep -v "^WARNING: Location" >&2)
     echo "$want" > "$stamp"
   fi
 }
