@@ -10,8 +10,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _clean_env() -> dict:
+    """The environment without our settings (MLflow itself exports MLFLOW_TRACKING_URI in tests)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "MLAPP_", "CELERY_")) and k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")
+    }
+
+
 def _settings_import(env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")}
+    env = _clean_env()
     env.update(env_overrides)
     env["DJANGO_SETTINGS_MODULE"] = "mlapp.settings"
     return subprocess.run(
@@ -40,7 +49,7 @@ def test_embedded_defaults_need_no_server(tmp_path):
         [sys.executable, "manage.py", "platform_info"],
         cwd=ROOT,
         env={
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")},
+            **_clean_env(),
             "DJANGO_SETTINGS_MODULE": "mlapp.settings",
             "DEBUG": "1",
             "MLAPP_VAR_DIR": str(tmp_path),

@@ -50,6 +50,7 @@ def served_rows_write(
     outputs = served.predict_frame(inputs)
     end = end or timezone.now()
     records = inputs.to_dict(orient="records")
+    probabilities = outputs.probability_dicts()
     rows = []
     for i, record in enumerate(records):
         created_at = end - spacing * (n_rows - 1 - i)
@@ -63,10 +64,10 @@ def served_rows_write(
             features={k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()},
         )
         if outputs.labels is not None:
-            row.predicted_label = outputs.labels[i]
-            row.probabilities = outputs.probabilities[i]
+            row.predicted_label = str(outputs.labels[i])
+            row.probabilities = probabilities[i]
         else:
-            row.predicted_value = outputs.values[i]
+            row.predicted_value = float(outputs.values[i])
         if feedback:
             actual = frame[target].iloc[i]
             if outputs.labels is not None:
