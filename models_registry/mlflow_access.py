@@ -31,15 +31,23 @@ def serving_requirements() -> list[str]:
     return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "pandas", "numpy", "skops")]
 
 
+# MLflow retries creating a SQL engine 10 times with exponential backoff (~100 s)
+# before it reports an unreachable database; the platform should know in a second.
+REGISTRY_CONNECT_ATTEMPTS = 3
+
+
 def tracking_configure() -> None:
     """Point the mlflow module at our store (idempotent, cheap)."""
+    import mlflow.store.db.utils
+
+    mlflow.store.db.utils.MAX_RETRY_COUNT = REGISTRY_CONNECT_ATTEMPTS
     if mlflow.get_tracking_uri() != settings.MLFLOW_TRACKING_URI:
         mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
         mlflow.set_registry_uri(settings.MLFLOW_TRACKING_URI)
 
 
 def client() -> MlflowClient:
-    tracking_configure()
+    tracking_configure()  # also caps the connect retries before the client builds its store
     return MlflowClient(tracking_uri=settings.MLFLOW_TRACKING_URI, registry_uri=settings.MLFLOW_TRACKING_URI)
 
 

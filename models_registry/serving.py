@@ -140,34 +140,62 @@ class ModelLoader:
         self._lock = threading.RLock()
         self._models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self._aliases: dict[tuple[str, str], _AliasState] = {}
+        self._refreshing: set[tuple[str, str]] = set()
         self.registry_error: str | None = None
         self.registry_error_at = None
         self.registry_ok_at = None
 
     def version_resolve(self, name: str, alias: str = mlflow_access.PRODUCTION) -> int:
+        """The version the alias points at, as last seen.
+
+        Only the first resolution of an alias waits for the registry; after that a
+        stale answer is refreshed in the background, so a request never waits on
+        (or fails with) an unreachable registry.
+        """
         key = (name, alias)
         state = self._aliases.get(key)
-        now = time.monotonic()
-        if state is not None and now - state.checked_at < self.poll_seconds:
-            return state.version
+        if state is None:
+            return self._alias_refresh(key)
+        if time.monotonic() - state.checked_at >= self.poll_seconds:
+            self._alias_refresh_in_background(key)
+        return state.version
+
+    def _alias_refresh(self, key: tuple[str, str]) -> int:
+        name, alias = key
         try:
             version = int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
         except Exception as exc:  # the registry's failures come in many types (SQL, HTTP, MLflow)
             self.registry_error = f"{type(exc).__name__}: {exc}"[:500]
             self.registry_error_at = timezone.now()
+            state = self._aliases.get(key)
             if state is None:
                 raise ModelUnavailable(f"Cannot resolve {name}@{alias}: {self.registry_error}") from exc
             logger.warning(
                 "Registry unreachable, still serving %s version %s: %s", name, state.version, self.registry_error
             )
-            state.checked_at = now  # ask again after the next interval, not on every request
+            state.checked_at = time.monotonic()  # ask again after the next interval
             return state.version
         self.registry_error = None
         self.registry_ok_at = timezone.now()
+        state = self._aliases.get(key)
         if state is not None and state.version != version:
             logger.info("%s@%s moved from version %s to %s", name, alias, state.version, version)
-        self._aliases[key] = _AliasState(version=version, checked_at=now)
+        self._aliases[key] = _AliasState(version=version, checked_at=time.monotonic())
         return version
+
+    def _alias_refresh_in_background(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def refresh():
+            try:
+                self._alias_refresh(key)
+            finally:
+                self._refreshing.discard(key)
+
+        threading.Thread(target=refresh, name=f"alias-refresh-{key[0]}@{key[1]}", daemon=True).start()
 
     def get(self, name: str | None = None, alias: str = mlflow_access.PRODUCTION) -> ServedModel:
         name = name or settings.MLAPP_MODEL_NAME

@@ -1,0 +1,210 @@
+"""REST API of the predictions app (DRF): one view per operation."""
+
+from __future__ import annotations
+
+from django.db import connection
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from models_registry.serving import ModelUnavailable, loader
+
+from . import selectors, services
+from .models import Prediction, Source
+from .validation import InputValidationError
+
+
+class LenientJSONParser(JSONParser):
+    """Lets NaN/Infinity through parsing so validation can name the row and field."""
+
+    strict = False
+
+
+class PredictApi(APIView):
+    parser_classes = [LenientJSONParser]
+
+    class OutputSerializer(serializers.Serializer):
+        class RowSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            prediction = serializers.JSONField()
+            probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True)
+
+        model_name = serializers.CharField()
+        model_version = serializers.IntegerField()
+        run_id = serializers.CharField()
+        request_id = serializers.CharField()
+        predictions = RowSerializer(many=True)
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OutputSerializer, 400: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+        examples=[
+            OpenApiExample("many rows", value={"rows": [{"age": 42, "contract": "one-year"}]}),
+            OpenApiExample("one row", value={"features": {"age": 42, "contract": "one-year"}}),
+        ],
+        description=(
+            'Score rows with the production model. Send `{"rows": [{...}, ...]}` or one row as '
+            '`{"features": {...}}`. Every row must carry every feature of the model\'s signature. '
+            "A 400 lists each offending row and field; nothing is stored then."
+        ),
+    )
+    def post(self, request):
+        try:
+            body = request.data
+        except ParseError as exc:
+            return _bad_request([{"row": None, "field": None, "problem": f"malformed JSON: {exc.detail}"}])
+        if not isinstance(body, dict) or ("rows" in body) == ("features" in body):
+            return _bad_request(
+                [{"row": None, "field": None, "problem": 'send an object with "rows" (a list) or "features" (one row)'}]
+            )
+        records = body["rows"] if "rows" in body else [body["features"]]
+        try:
+            result = services.predictions_make(records=records, source=Source.API)
+        except InputValidationError as exc:
+            return _bad_request([error.as_dict() for error in exc.errors])
+        except ModelUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(
+            {
+                "model_name": result.model_name,
+                "model_version": result.model_version,
+                "run_id": result.run_id,
+                "request_id": result.request_id,
+                "predictions": [
+                    {"id": row.id, "prediction": row.prediction, "probabilities": row.probabilities}
+                    for row in result.predictions
+                ],
+            }
+        )
+
+
+def _bad_request(errors: list[dict]) -> Response:
+    return Response({"detail": "Invalid input", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "created_at",
+            "model_name",
+            "model_version",
+            "run_id",
+            "source",
+            "request_id",
+            "features",
+            "predicted_label",
+            "predicted_value",
+            "probabilities",
+            "latency_ms",
+            "row_number",
+            "actual_label",
+            "actual_value",
+            "feedback_at",
+        ]
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class PredictionListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        source = serializers.ChoiceField(choices=Source.choices, required=False)
+        model_name = serializers.CharField(required=False)
+        model_version = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(parameters=[FilterSerializer], responses=PredictionOutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(selectors.prediction_list(**filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(PredictionOutputSerializer(page, many=True).data)
+
+
+class PredictionFeedbackApi(APIView):
+    parser_classes = [LenientJSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        actual = serializers.JSONField(help_text="The true label (classification) or value (regression)")
+
+    @extend_schema(request=InputSerializer, responses=PredictionOutputSerializer)
+    def post(self, request, prediction_id):
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            prediction = services.prediction_feedback_record(
+                prediction_id=prediction_id, actual=payload.validated_data["actual"]
+            )
+        except Prediction.DoesNotExist:
+            return Response({"detail": f"No prediction {prediction_id}"}, status=status.HTTP_404_NOT_FOUND)
+        except services.FeedbackError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(PredictionOutputSerializer(prediction).data)
+
+
+class ScheduledRunListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+        model_name = serializers.CharField()
+        model_version = serializers.IntegerField(allow_null=True)
+        files_scored = serializers.IntegerField()
+        rows_scored = serializers.IntegerField()
+        started_at = serializers.DateTimeField()
+        finished_at = serializers.DateTimeField(allow_null=True)
+        duration_seconds = serializers.FloatField(allow_null=True)
+        error = serializers.CharField()
+
+    class Pagination(CursorPagination):
+        ordering = ("-started_at", "-id")
+        page_size = 50
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(selectors.scheduled_run_list(), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class HealthApi(APIView):
+    """Liveness and readiness: database, served model, registry reachability."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        body = {"status": "ok", "database": "ok"}
+        code = status.HTTP_200_OK
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as exc:  # any database failure makes the process unready
+            body.update(status="unavailable", database=f"{type(exc).__name__}: {exc}"[:300])
+            code = status.HTTP_503_SERVICE_UNAVAILABLE
+        try:
+            served = services.served_model_get()
+            served_label = f"{served.name} v{served.version}"
+        except ModelUnavailable as exc:
+            served_label = None
+            body["status"] = "unavailable"
+            body["model_error"] = str(exc)[:300]
+            code = status.HTTP_503_SERVICE_UNAVAILABLE
+        body["model"] = {**loader().health(), "served": served_label}
+        if code == status.HTTP_200_OK and not body["model"]["registry_ok"]:
+            body["status"] = "degraded"  # serving the loaded model; the registry is unreachable
+        return Response(body, status=code)

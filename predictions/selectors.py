@@ -1,0 +1,40 @@
+"""Reads of the predictions app."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .models import GoodFile, Prediction, ScheduledRun
+
+
+def prediction_list(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    source: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+) -> QuerySet[Prediction]:
+    """Past predictions, newest first (indexed on time, source and version)."""
+    queryset = Prediction.objects.all()
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(created_at__lt=until)
+    if source:
+        queryset = queryset.filter(source=source)
+    if model_name:
+        queryset = queryset.filter(model_name=model_name)
+    if model_version is not None:
+        queryset = queryset.filter(model_version=model_version)
+    return queryset.order_by("-created_at", "-id")
+
+
+def scheduled_run_list() -> QuerySet[ScheduledRun]:
+    return ScheduledRun.objects.order_by("-started_at", "-id")
+
+
+def good_files_waiting() -> QuerySet[GoodFile]:
+    return GoodFile.objects.exclude(status=GoodFile.Status.SCORED).order_by("created_at")

@@ -1,0 +1,208 @@
+import json
+import time
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from models_registry import services as registry_services
+from models_registry.demo_data import churn_frame
+from models_registry.training import model_train
+from predictions.models import Prediction
+
+pytestmark = pytest.mark.django_db
+
+CHURN_ROW = {
+    "age": 40,
+    "tenure_months": 3,
+    "monthly_charges": 80.5,
+    "total_charges": 241.5,
+    "support_calls": 2,
+    "contract": "month-to-month",
+    "internet_service": "fiber",
+    "payment_method": "card",
+    "region": "north",
+}
+HOUSE_ROW = {"area_m2": 95.0, "rooms": 3, "building_age": 20, "district": "suburb", "heating": "gas"}
+
+
+@pytest.fixture
+def api(plain_user):
+    client = APIClient()
+    client.force_authenticate(plain_user)
+    return client
+
+
+def _post(api, body, raw=False):
+    data = body if raw else json.dumps(body)
+    return api.post("/api/v1/predict/", data=data, content_type="application/json")
+
+
+def test_one_row_is_answered_and_stored(api, churn_model):
+    response = _post(api, {"features": CHURN_ROW})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["model_name"], body["model_version"]) == (churn_model.name, churn_model.version)
+    (row,) = body["predictions"]
+    assert row["prediction"] in ("yes", "no")
+    assert set(row["probabilities"]) == {"no", "yes"} and sum(row["probabilities"].values()) == pytest.approx(1)
+    stored = Prediction.objects.get(pk=row["id"])
+    assert stored.source == "api" and stored.run_id == churn_model.run_id and stored.features == CHURN_ROW
+    assert stored.predicted_label == row["prediction"] and stored.latency_ms > 0
+    assert stored.request_id == body["request_id"]
+
+
+def test_many_rows_for_a_regression_model(api, housing_model):
+    response = _post(api, {"rows": [HOUSE_ROW, {**HOUSE_ROW, "area_m2": 200.0, "district": "centre"}]})
+
+    assert response.status_code == 200, response.content
+    values = [row["prediction"] for row in response.json()["predictions"]]
+    assert len(values) == 2 and values[1] > values[0] > 0
+    assert list(Prediction.objects.values_list("predicted_value", flat=True).order_by("id")) == pytest.approx(values)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"features": {k: v for k, v in CHURN_ROW.items() if k != "age"}},
+            {"row": 0, "field": "age", "problem": "missing feature"},
+        ),
+        ({"features": {**CHURN_ROW, "shoe_size": 44}}, {"row": 0, "field": "shoe_size", "problem": "unknown feature"}),
+        (
+            {"rows": [CHURN_ROW, {**CHURN_ROW, "age": "forty"}]},
+            {"row": 1, "field": "age", "problem": "wrong type: expected a number, got str 'forty'"},
+        ),
+        (
+            {"features": {**CHURN_ROW, "contract": ["one-year"]}},
+            {"row": 0, "field": "contract", "problem": "wrong type: expected a category (text), got list"},
+        ),
+        (
+            {"features": {**CHURN_ROW, "age": None}},
+            {"row": 0, "field": "age", "problem": "missing value (null): this feature was never missing in training"},
+        ),
+        ({"rows": []}, {"row": None, "field": None, "problem": "empty batch: send at least one row"}),
+        ({"rows": "all of them"}, {"row": None, "field": None, "problem": "expected a list of rows (objects)"}),
+        ({"rows": [CHURN_ROW, 7]}, {"row": 1, "field": None, "problem": "expected an object of feature values"}),
+        (
+            [CHURN_ROW],
+            {"row": None, "field": None, "problem": 'send an object with "rows" (a list) or "features" (one row)'},
+        ),
+    ],
+)
+def test_bad_input_is_refused_naming_row_and_field_and_stores_nothing(api, churn_model, body, expected):
+    response = _post(api, body)
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Invalid input"
+    assert expected in response.json()["errors"]
+    assert Prediction.objects.count() == 0
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_refused(api, churn_model, literal):
+    raw = json.dumps({"features": CHURN_ROW}).replace('"monthly_charges": 80.5', f'"monthly_charges": {literal}')
+
+    response = _post(api, raw, raw=True)
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert (error["row"], error["field"]) == (0, "monthly_charges") and error["problem"].startswith("non-finite")
+    assert Prediction.objects.count() == 0
+
+
+def test_malformed_json_and_oversized_batches_are_refused(api, churn_model, settings):
+    settings.MLAPP_PREDICT_MAX_ROWS = 2
+
+    malformed = _post(api, '{"features": {"age": 4', raw=True)
+    oversized = _post(api, {"rows": [CHURN_ROW] * 3})
+
+    assert malformed.status_code == 400 and "malformed JSON" in malformed.json()["errors"][0]["problem"]
+    assert oversized.json()["errors"] == [
+        {"row": None, "field": None, "problem": "batch of 3 rows is over the limit of 2"}
+    ]
+    assert Prediction.objects.count() == 0
+
+
+def test_promotion_is_served_by_the_next_request(api, churn_model, tmp_path, staff_user):
+    other = tmp_path / "churn-v2.csv"
+    churn_frame(n_rows=500, seed=11).to_csv(other, index=False)
+    new_version = model_train(csv=other, target="churned", name=churn_model.name).model_version
+    assert _post(api, {"features": CHURN_ROW}).json()["model_version"] == churn_model.version
+
+    registry_services.model_version_promote(
+        name=churn_model.name, version=new_version.version, actor=staff_user, reason="test"
+    )
+    answered = _post(api, {"features": CHURN_ROW}).json()
+
+    assert answered["model_version"] == new_version.version
+    assert Prediction.objects.get(pk=answered["predictions"][0]["id"]).model_version == new_version.version
+
+
+def test_predictions_continue_when_the_registry_is_unreachable(api, churn_model, settings, client):
+    assert _post(api, {"features": CHURN_ROW}).status_code == 200
+    settings.MLFLOW_TRACKING_URI = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+
+    started = time.monotonic()
+    response = _post(api, {"features": CHURN_ROW})
+    answered_in = time.monotonic() - started
+    # The background check of the alias fails within seconds; health reports it.
+    health = client.get("/api/v1/health/").json()
+    while health["status"] != "degraded" and time.monotonic() - started < 20:
+        time.sleep(0.2)
+        health = client.get("/api/v1/health/").json()
+
+    assert response.status_code == 200 and response.json()["model_version"] == churn_model.version
+    assert answered_in < 2  # the request did not wait for the registry
+    assert health["status"] == "degraded" and health["model"]["registry_error"]
+    assert _post(api, {"features": CHURN_ROW}).status_code == 200
+    assert Prediction.objects.count() == 3
+
+
+def test_health_is_ok_with_a_served_model(client, churn_model):
+    body = client.get("/api/v1/health/").json()
+    assert body["status"] == "ok" and body["model"]["served"] == f"{churn_model.name} v{churn_model.version}"
+
+
+def test_prediction_list_filters_and_paginates(api, churn_model):
+    _post(api, {"rows": [CHURN_ROW] * 3})
+    Prediction.objects.filter(pk=Prediction.objects.order_by("id").first().pk).update(source="web")
+
+    first = api.get("/api/v1/predictions/", {"source": "api", "page_size": 1}).json()
+    second = api.get(first["next"]).json()
+    bad = api.get("/api/v1/predictions/", {"since": "yesterday"})
+
+    assert len(first["results"]) == 1 and first["results"][0]["source"] == "api"
+    assert len(second["results"]) == 1 and second["results"][0]["id"] < first["results"][0]["id"]
+    assert bad.status_code == 400 and "since" in bad.json()
+
+
+def test_feedback_is_stored_beside_the_prediction(api, churn_model):
+    prediction_id = _post(api, {"features": CHURN_ROW}).json()["predictions"][0]["id"]
+
+    ok = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "yes"}, format="json")
+    wrong = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": 3.5}, format="json")
+    missing = api.post("/api/v1/predictions/999999/feedback/", {"actual": "yes"}, format="json")
+
+    assert ok.status_code == 200 and ok.json()["actual_label"] == "yes" and ok.json()["feedback_at"]
+    assert wrong.status_code == 400 and "class label" in wrong.json()["detail"]
+    assert missing.status_code == 404
+
+
+def test_anonymous_requests_get_401_and_tokens_work(churn_model, plain_user, capsys):
+    anonymous = APIClient()
+    assert anonymous.post("/api/v1/predict/", {"features": CHURN_ROW}, format="json").status_code == 401
+    assert anonymous.get("/api/v1/predictions/").status_code == 401
+
+    call_command("create_api_token", plain_user.username)
+    token = capsys.readouterr().out.strip()
+    program = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert program.post("/api/v1/predict/", {"features": CHURN_ROW}, format="json").status_code == 200
+    assert Prediction.objects.filter(source="api").count() == 1
+
+
+def test_openapi_schema_documents_predict(api):
+    schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert "/api/v1/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
