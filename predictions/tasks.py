@@ -1,1 +1,10 @@
 """Celery tasks of the predictions app: thin wrappers around services."""
+
+from celery import shared_task
+
+from .services import batch
+
+
+@shared_task(name="predictions.batch_job_run", acks_late=True, reject_on_worker_lost=True)
+def batch_job_run_task(job_id: int) -> str:
+    return batch.batch_job_run(job_id=job_id).status

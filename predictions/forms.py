@@ -1,0 +1,63 @@
+"""Forms generated from the served model's training profile."""
+
+from django import forms
+from django.conf import settings
+
+from models_registry.profile import NUMERIC
+
+
+def _number_hint(spec) -> str:
+    if spec.minimum is None or spec.maximum is None:
+        return "number"
+    return f"training range {spec.minimum:g} – {spec.maximum:g}"
+
+
+class PredictForm(forms.Form):
+    """One field per feature of the model: numbers with their training range, categories as selects."""
+
+    def __init__(self, *args, specs: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, spec in specs.items():
+            required = spec.missing_share == 0
+            if spec.kind == NUMERIC:
+                step = "1" if spec.dtype == "integer" else "any"
+                self.fields[name] = forms.FloatField(
+                    required=required,
+                    help_text=_number_hint(spec),
+                    widget=forms.NumberInput(attrs={"step": step, "placeholder": _number_hint(spec)}),
+                )
+            else:
+                choices = [(c, c) for c in sorted(spec.categories)]
+                if not required:
+                    choices.insert(0, ("", "(missing)"))
+                self.fields[name] = forms.ChoiceField(choices=choices, required=required)
+
+    def record(self) -> dict:
+        """The validated row, as the API would receive it (blank optional fields are null)."""
+        return {name: (value if value != "" else None) for name, value in self.cleaned_data.items()}
+
+
+class BatchUploadForm(forms.Form):
+    csv_file = forms.FileField(label="CSV to score", help_text="A header row with the model's feature columns.")
+
+    def clean_csv_file(self):
+        upload = self.cleaned_data["csv_file"]
+        if upload.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        if upload.size > settings.MLAPP_MAX_UPLOAD_MB * 1024 * 1024:
+            raise forms.ValidationError(f"The file is larger than {settings.MLAPP_MAX_UPLOAD_MB} MB.")
+        return upload
+
+
+class PredictionFilterForm(forms.Form):
+    since = forms.DateTimeField(
+        required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, label="To", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    source = forms.ChoiceField(
+        required=False,
+        choices=[("", "any source"), ("web", "web"), ("api", "api"), ("batch", "batch"), ("scheduled", "scheduled")],
+    )
+    model_version = forms.IntegerField(required=False, min_value=1, label="Model version")

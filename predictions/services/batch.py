@@ -1,0 +1,163 @@
+"""Batch scoring of an uploaded CSV, run by a Celery worker in chunks.
+
+Each chunk is validated (vectorised), scored with the production model loaded
+once for the job, written to the inference log in bulk (COPY on PostgreSQL) and
+appended to the scored CSV (a .part file renamed at the end).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from models_registry.serving import ModelUnavailable
+
+from ..models import BatchJob, Source
+from ..validation import frame_missing_columns, frame_validate
+from .predict import served_model_get
+from .store import RowContext, prediction_rows_write
+
+logger = logging.getLogger(__name__)
+CHUNK_ROWS = 50_000
+
+
+class BatchFileError(ValueError):
+    """The whole file cannot be scored; the message says why."""
+
+
+def batch_job_create(*, upload, actor) -> BatchJob:
+    from ..tasks import batch_job_run_task
+
+    directory = Path(settings.MLAPP_UPLOAD_DIR) / "batch"
+    directory.mkdir(parents=True, exist_ok=True)
+    job = BatchJob.objects.create(
+        model_name=settings.MLAPP_MODEL_NAME,
+        input_path="",
+        original_filename=Path(upload.name).name[:255],
+        created_by=actor,
+    )
+    destination = directory / f"{job.pk}-input.csv"
+    partial = destination.with_suffix(".csv.part")
+    with partial.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    partial.replace(destination)
+    job.input_path = str(destination)
+    job.save(update_fields=["input_path"])
+    transaction.on_commit(lambda: batch_job_run_task.delay(job.pk))
+    return job
+
+
+def _count_rows(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+
+
+def _chunks(path: Path):
+    try:
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as exc:
+        raise BatchFileError("The file is empty: expected a header row and data rows") from exc
+    except UnicodeDecodeError as exc:
+        raise BatchFileError(f"The file is not UTF-8 text (byte {exc.start}): expected a CSV") from exc
+    except pd.errors.ParserError as exc:
+        raise BatchFileError(f"The file is not a valid CSV: {exc}") from exc
+
+
+def _scored_columns(chunk: pd.DataFrame, served, outputs, valid: np.ndarray, problems: pd.Series) -> pd.DataFrame:
+    out = chunk.copy()
+    prediction = pd.Series("", index=chunk.index, dtype=object)
+    if outputs is not None:
+        prediction[valid] = outputs.labels if outputs.labels is not None else outputs.values
+        if outputs.probabilities is not None:
+            for i, label in enumerate(outputs.classes):
+                column = pd.Series("", index=chunk.index, dtype=object)
+                column[valid] = np.round(outputs.probabilities[:, i], 6)
+                out[f"probability_{label}"] = column
+    out.insert(len(chunk.columns), "prediction", prediction)
+    out["error"] = problems
+    return out
+
+
+def batch_job_run(*, job_id: int) -> BatchJob:
+    """Score the job's file; idempotent for duplicate deliveries (claimed once)."""
+    claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.QUEUED).update(
+        status=BatchJob.Status.RUNNING, started_at=timezone.now()
+    )
+    job = BatchJob.objects.get(pk=job_id)
+    if not claimed:
+        return job
+    output = Path(job.input_path).with_name(f"{job.pk}-scored.csv")
+    partial = output.with_suffix(".csv.part")
+    started = time.perf_counter()
+    try:
+        served = served_model_get(job.model_name)
+        rows_total = _count_rows(Path(job.input_path))
+        BatchJob.objects.filter(pk=job.pk).update(rows_total=rows_total, model_version=served.version)
+        scored = rejected = 0
+        outputs_seen: list = []
+        for index, chunk in enumerate(_chunks(Path(job.input_path))):
+            missing = frame_missing_columns(chunk, served.profile)
+            if missing:
+                raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
+            problems = frame_validate(chunk, served.profile)
+            valid = (problems == "").to_numpy()
+            outputs = None
+            if valid.any():
+                features = chunk.loc[valid, served.feature_names]
+                outputs = served.predict_frame(features)
+                prediction_rows_write(
+                    served=served,
+                    features=features,
+                    outputs=outputs,
+                    context=RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk),
+                )
+                outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
+            _scored_columns(chunk, served, outputs, valid, problems).to_csv(
+                partial, mode="w" if index == 0 else "a", header=index == 0, index=False
+            )
+            scored += int(valid.sum())
+            rejected += int((~valid).sum())
+            BatchJob.objects.filter(pk=job.pk).update(rows_done=scored + rejected)
+        if scored + rejected == 0:
+            raise BatchFileError("The file has a header but no data rows")
+        partial.replace(output)
+    except (BatchFileError, ModelUnavailable) as exc:
+        partial.unlink(missing_ok=True)
+        BatchJob.objects.filter(pk=job.pk).update(
+            status=BatchJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        return BatchJob.objects.get(pk=job.pk)
+    except Exception:
+        partial.unlink(missing_ok=True)
+        logger.exception("Batch job %s failed", job.pk)
+        BatchJob.objects.filter(pk=job.pk).update(
+            status=BatchJob.Status.FAILED,
+            error="Internal error while scoring (see the worker log)",
+            finished_at=timezone.now(),
+        )
+        raise
+    summary = {"rows_scored": scored, "rows_rejected": rejected, "seconds": round(time.perf_counter() - started, 2)}
+    if outputs_seen:
+        everything = np.concatenate(outputs_seen)
+        if served.task == "classification":
+            labels, counts = np.unique(everything.astype(str), return_counts=True)
+            summary["predicted_classes"] = {str(k): int(v) for k, v in zip(labels, counts, strict=True)}
+        else:
+            summary["predicted_values"] = {
+                "min": float(everything.min()),
+                "mean": float(everything.mean()),
+                "max": float(everything.max()),
+            }
+    BatchJob.objects.filter(pk=job.pk).update(
+        status=BatchJob.Status.SUCCEEDED, output_path=str(output), summary=summary, finished_at=timezone.now()
+    )
+    return BatchJob.objects.get(pk=job.pk)

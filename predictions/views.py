@@ -1,0 +1,202 @@
+"""Server-rendered pages: predict form, batch scoring, past predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_datetime
+
+from models_registry.serving import ModelUnavailable
+
+from . import selectors, services
+from .forms import BatchUploadForm, PredictForm, PredictionFilterForm
+from .models import BatchJob, Source
+from .services.batch import batch_job_create
+from .validation import InputValidationError
+
+PAGE_ROWS = 50
+
+
+@login_required
+def predict(request):
+    try:
+        served = services.served_model_get()
+    except ModelUnavailable as exc:
+        return render(request, "predictions/predict.html", {"nav": "predict", "unavailable": str(exc)})
+    form = PredictForm(request.POST if request.method == "POST" else None, specs=served.specs)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.predictions_make(records=[form.record()], source=Source.WEB, served=served)
+        except InputValidationError as exc:
+            for error in exc.errors:
+                form.add_error(error.field if error.field in form.fields else None, error.problem)
+    return render(
+        request,
+        "predictions/predict.html",
+        {
+            "nav": "predict",
+            "served": served,
+            "form": form,
+            "result": result,
+            "row": result.predictions[0] if result else None,
+            "batch_form": BatchUploadForm(),
+            "recent_jobs": BatchJob.objects.filter(created_by=request.user)[:5],
+        },
+    )
+
+
+@login_required
+def batch_upload(request):
+    form = BatchUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        job = batch_job_create(upload=form.cleaned_data["csv_file"], actor=request.user)
+        return redirect("predictions:batch_job", pk=job.pk)
+    for error in form.errors.get("csv_file", []):
+        messages.error(request, f"Batch upload: {error}")
+    return redirect("predictions:predict")
+
+
+def _own_job(request, pk) -> BatchJob:
+    job = get_object_or_404(BatchJob, pk=pk)
+    if job.created_by_id != request.user.pk and not request.user.is_staff:
+        raise Http404("No such batch job")
+    return job
+
+
+@login_required
+def batch_job(request, pk):
+    return render(request, "predictions/batch_job.html", {"nav": "predict", "job": _own_job(request, pk)})
+
+
+@login_required
+def batch_job_status(request, pk):
+    job = _own_job(request, pk)
+    percent = round(100 * job.rows_done / job.rows_total) if job.rows_total else (100 if job.finished_at else 0)
+    return JsonResponse(
+        {
+            "status": job.status,
+            "rows_done": job.rows_done,
+            "rows_total": job.rows_total,
+            "percent": percent,
+            "error": job.error,
+            "summary": job.summary,
+            "done": job.status in (BatchJob.Status.SUCCEEDED, BatchJob.Status.FAILED),
+        }
+    )
+
+
+@login_required
+def batch_job_download(request, pk):
+    job = _own_job(request, pk)
+    if job.status != BatchJob.Status.SUCCEEDED:
+        raise Http404("The scored file is not ready")
+    return FileResponse(open(job.output_path, "rb"), as_attachment=True, filename=f"scored-{job.original_filename}")
+
+
+def _filters(request) -> tuple[PredictionFilterForm, dict]:
+    form = PredictionFilterForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        return form, {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    return form, {}
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    """Keyset cursor "<created_at iso>|<id>": pages without OFFSET or COUNT(*)."""
+    if not value or "|" not in value:
+        return None
+    stamp, _, pk = value.rpartition("|")
+    moment = parse_datetime(stamp)
+    return (moment, int(pk)) if moment and pk.isdigit() else None
+
+
+@login_required
+def prediction_list(request):
+    form, filters = _filters(request)
+    queryset = selectors.prediction_list(**filters)
+    cursor = _cursor(request.GET.get("before"))
+    if cursor:
+        moment, pk = cursor
+        queryset = queryset.filter(created_at__lte=moment).exclude(created_at=moment, id__gte=pk)
+    rows = list(queryset[: PAGE_ROWS + 1])
+    has_more = len(rows) > PAGE_ROWS
+    rows = rows[:PAGE_ROWS]
+    query = request.GET.copy()
+    query.pop("before", None)
+    next_query = None
+    if has_more:
+        query["before"] = f"{rows[-1].created_at.isoformat()}|{rows[-1].pk}"
+        next_query = query.urlencode()
+    export_query = request.GET.copy()
+    export_query.pop("before", None)
+    return render(
+        request,
+        "predictions/prediction_list.html",
+        {
+            "nav": "predictions",
+            "form": form,
+            "rows": rows,
+            "next_query": next_query,
+            "first_page": cursor is None,
+            "export_query": export_query.urlencode(),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+EXPORT_COLUMNS = [
+    "id",
+    "created_at",
+    "source",
+    "model_name",
+    "model_version",
+    "run_id",
+    "request_id",
+    "prediction",
+    "probabilities",
+    "latency_ms",
+    "actual",
+    "features",
+]
+
+
+@login_required
+def prediction_export(request):
+    """The filtered predictions as CSV, streamed in chunks (any number of rows)."""
+    _, filters = _filters(request)
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(EXPORT_COLUMNS)
+        for p in selectors.prediction_list(**filters).iterator(chunk_size=2000):
+            actual = p.actual_label if p.actual_label is not None else p.actual_value
+            yield writer.writerow(
+                [
+                    p.pk,
+                    p.created_at.isoformat(),
+                    p.source,
+                    p.model_name,
+                    p.model_version,
+                    p.run_id,
+                    p.request_id,
+                    p.output,
+                    json.dumps(p.probabilities) if p.probabilities else "",
+                    p.latency_ms,
+                    "" if actual is None else actual,
+                    json.dumps(p.features),
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="predictions.csv"'
+    return response
