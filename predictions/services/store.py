@@ -94,9 +94,10 @@ def _copy_postgresql(log: pd.DataFrame, *, skip_existing: bool) -> int:
                 with pg.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
                     copy.write(buffer.getvalue())
                 return len(log)
+            # Our columns only (no id, no constraints): rows land here, then go in unless stored already.
             pg.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS prediction_staging (LIKE {table} INCLUDING DEFAULTS) "
-                "ON COMMIT DELETE ROWS"
+                f"CREATE TEMP TABLE IF NOT EXISTS prediction_staging ON COMMIT DELETE ROWS "
+                f"AS SELECT {columns} FROM {table} WITH NO DATA"
             )
             with pg.copy(f"COPY prediction_staging ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buffer.getvalue())
