@@ -254,6 +254,11 @@ MLAPP_SCORE_EVERY_MINUTES = _read("MLAPP_SCORE_EVERY_MINUTES", int, 2, minimum=1
 MLAPP_DRIFT_EVERY_MINUTES = _read("MLAPP_DRIFT_EVERY_MINUTES", int, 5, minimum=1)
 MLAPP_ALERT_EMAILS = _read("MLAPP_ALERT_EMAILS", _csv, [])
 MLAPP_ALERT_WEBHOOK_URL = _read("MLAPP_ALERT_WEBHOOK_URL", str, "")
+# Ingestion: alert when a file's bad-row share reaches this; quarantined files always alert.
+MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
+# A raw file is picked up once unchanged for this long (files named *.part never).
+MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
+MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

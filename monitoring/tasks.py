@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from .services import alerts
+from .services import alerts, ingestion
 
 
 @shared_task(name="monitoring.alert_notify", acks_late=True, reject_on_worker_lost=True)
@@ -31,3 +31,12 @@ def refresh_prediction_rollups_task() -> int:
     from .services import rollups
 
     return rollups.prediction_rollups_refresh().rows_written
+
+
+# --- ingestion ------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.ingest_raw_files", acks_late=True, reject_on_worker_lost=True, expires=55)
+def ingest_raw_files_task() -> int:
+    """One pass over raw/ (overlapping passes are safe: files are claimed by content hash)."""
+    return ingestion.ingestion_run_execute().pk

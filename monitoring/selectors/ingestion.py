@@ -1,0 +1,131 @@
+"""Reads on ingestion: runs, ingested files with their issues, quarantined rows, alerts."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+
+from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun
+
+PREVIEW_ROWS = 50
+RAW_PREVIEW_BYTES = 2048
+
+
+def ingested_file_list(*, status: str | None = None, run_id: int | None = None) -> QuerySet[IngestedFile]:
+    files = IngestedFile.objects.select_related("run").annotate(n_issues=Count("issues"))
+    if status:
+        files = files.filter(status=status)
+    if run_id:
+        files = files.filter(run_id=run_id)
+    return files.order_by("-started_at", "-id")
+
+
+def ingested_file_get(*, pk: int) -> IngestedFile | None:
+    return IngestedFile.objects.select_related("run").filter(pk=pk).first()
+
+
+def ingested_file_issues(*, ingested_file: IngestedFile) -> QuerySet[DataQualityIssue]:
+    return ingested_file.issues.order_by("-count", "rule", "column")
+
+
+def ingestion_run_list(*, limit: int = 20) -> QuerySet[IngestionRun]:
+    return IngestionRun.objects.annotate(
+        rows_in=Sum("files__rows_in"),
+        rows_good=Sum("files__rows_good"),
+        rows_bad=Sum("files__rows_bad"),
+        duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()),
+    ).order_by("-started_at", "-id")[:limit]
+
+
+def ingestion_totals() -> dict:
+    """Counts over every file ingested so far."""
+    totals = IngestedFile.objects.aggregate(
+        files=Count("id"),
+        done=Count("id", filter=Q(status=IngestedFile.Status.DONE)),
+        quarantined=Count("id", filter=Q(status=IngestedFile.Status.QUARANTINED)),
+        failed=Count("id", filter=Q(status=IngestedFile.Status.FAILED)),
+        processing=Count("id", filter=Q(status=IngestedFile.Status.PROCESSING)),
+        rows_in=Sum("rows_in", filter=~Q(status__in=[IngestedFile.Status.PROCESSING, IngestedFile.Status.FAILED])),
+        rows_good=Sum("rows_good"),
+        rows_bad=Sum("rows_bad"),
+    )
+    for key in ("rows_in", "rows_good", "rows_bad"):
+        totals[key] = totals[key] or 0
+    totals["bad_share"] = totals["rows_bad"] / totals["rows_in"] if totals["rows_in"] else 0.0
+    totals["last_run"] = IngestionRun.objects.order_by("-started_at", "-id").first()
+    return totals
+
+
+@dataclass
+class QuarantinePreview:
+    """The first rows of a file's quarantine: parsed rows with reasons, or the raw start of a rejected file."""
+
+    path: str
+    exists: bool
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    truncated: bool = False
+    raw_text: str | None = None  # a file rejected whole: its first bytes, decoded leniently
+    error: str = ""
+
+
+def quarantine_preview(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS) -> QuarantinePreview:
+    path = Path(ingested_file.bad_path) if ingested_file.bad_path else None
+    if path is None:
+        return QuarantinePreview(path="", exists=False)
+    if not path.is_file():
+        return QuarantinePreview(path=str(path), exists=False, error="the quarantine file is no longer on disk")
+    if ingested_file.status == IngestedFile.Status.QUARANTINED:
+        with path.open("rb") as handle:
+            head = handle.read(RAW_PREVIEW_BYTES + 1)
+        return QuarantinePreview(
+            path=str(path),
+            exists=True,
+            raw_text=head[:RAW_PREVIEW_BYTES].decode("utf-8", errors="replace"),
+            truncated=len(head) > RAW_PREVIEW_BYTES,
+        )
+    preview = QuarantinePreview(path=str(path), exists=True)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            preview.columns = next(reader, [])
+            for row in reader:
+                if len(preview.rows) >= limit:
+                    preview.truncated = True
+                    break
+                preview.rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        preview.error = f"cannot read the quarantine file: {exc}"
+    return preview
+
+
+def quarantine_rows_as_dicts(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS) -> list[dict]:
+    preview = quarantine_preview(ingested_file=ingested_file, limit=limit)
+    return [dict(zip(preview.columns, row, strict=False)) for row in preview.rows]
+
+
+ALERT_STATES = ("open", "acknowledged", "all")
+
+
+def alert_list(*, state: str = "open", kind: str | None = None) -> QuerySet[Alert]:
+    alerts = Alert.objects.select_related("ingested_file", "acknowledged_by")
+    if state == "open":
+        alerts = alerts.filter(acknowledged_at=None)
+    elif state == "acknowledged":
+        alerts = alerts.exclude(acknowledged_at=None)
+    if kind:
+        alerts = alerts.filter(kind=kind)
+    return alerts.order_by("-created_at", "-id")
+
+
+def alert_get(*, pk: int) -> Alert | None:
+    return Alert.objects.select_related("ingested_file", "acknowledged_by").filter(pk=pk).first()
+
+
+def alert_counts() -> dict:
+    return Alert.objects.aggregate(
+        total=Count("id"), open=Count("id", filter=Q(acknowledged_at=None)), acknowledged=Count("acknowledged_at")
+    )

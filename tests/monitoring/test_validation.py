@@ -1,0 +1,165 @@
+"""The validation core: every rule, every whole-file failure, and the accounting on each."""
+
+import os
+import time
+
+import pandas as pd
+import pytest
+
+from models_registry.profile import profile_build
+from monitoring.validation import ValidationConfig, file_is_complete, file_validate_and_split
+
+HEADER = "age,income,plan"
+
+
+@pytest.fixture(scope="module")
+def profile():
+    training = pd.DataFrame(
+        {
+            "age": [20, 30, 40, 50, 60] * 20,
+            "income": [1000.0, 2000.5, 3000.0, 4000.0, 5000.0] * 20,
+            "plan": ["basic", "premium"] * 50,
+        }
+    )
+    return profile_build(
+        features=training,
+        target="y",
+        task="classification",
+        classes=["n", "y"],
+        reference_predictions=pd.Series(["n", "y"] * 50),
+    )
+
+
+def _split(tmp_path, profile, content: bytes | str, **config):
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(content.encode() if isinstance(content, str) else content)
+    result = file_validate_and_split(
+        raw_path=raw,
+        profile=profile,
+        good_path=tmp_path / "good.csv",
+        bad_path=tmp_path / "bad.csv",
+        config=ValidationConfig(**config),
+    )
+    assert result.rows_in == result.rows_good + result.rows_bad  # every row ends in one place
+    assert not list(tmp_path.glob("*.part"))
+    return result
+
+
+def _rows(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+
+
+def test_clean_rows_go_to_good_with_their_row_numbers(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n25,1500,basic\n35,2500.5,premium\n")
+
+    assert (result.rows_in, result.rows_good, result.rows_bad, result.bad_path) == (2, 2, 0, None)
+    assert [r["row_number"] for r in _rows(result.good_path)] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("25,,basic", "missing_value:income"),
+        ("25,lots,basic", "wrong_type:income=lots"),
+        ("25.5,1500,basic", "wrong_type:age=25.5"),
+        ("25,inf,basic", "wrong_type:income=inf"),
+        ("250,1500,basic", "out_of_range:age=250"),
+        ("25,1500,gold", "unknown_category:plan=gold"),
+    ],
+)
+def test_each_row_rule_quarantines_the_row_with_its_reason(tmp_path, profile, row, reason):
+    result = _split(tmp_path, profile, f"{HEADER}\n25,1500,basic\n{row}\n")
+
+    assert (result.rows_good, result.rows_bad) == (1, 1)
+    (bad,) = _rows(result.bad_path)
+    assert bad["reason"] == reason and bad["row_number"] == "2"
+    rule = reason.split(":")[0]
+    (issue,) = [i for i in result.issues if i.rule == rule]
+    assert issue.count == 1 and issue.severity == "error" and issue.sample_values
+
+
+def test_a_row_lists_every_rule_it_breaks(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n250,lots,gold\n")
+    assert (
+        _rows(result.bad_path)[0]["reason"]
+        == "out_of_range:age=250; wrong_type:income=lots; unknown_category:plan=gold"
+    )
+
+
+def test_range_tolerance_lets_near_misses_through(tmp_path, profile):
+    # Training age 20..60: 10% of the range is 4 years.
+    assert _split(tmp_path, profile, f"{HEADER}\n63,1500,basic\n").rows_good == 1
+    assert _split(tmp_path, profile, f"{HEADER}\n63,1500,basic\n", range_tolerance=0).rows_bad == 1
+
+
+def test_duplicates_are_found_across_chunks(tmp_path, profile):
+    rows = "\n".join(["25,1500,basic", "26,1500,basic", "27,1500,basic", "25,1500,basic", "26,1500,basic"])
+    result = _split(tmp_path, profile, f"{HEADER}\n{rows}\n", chunk_rows=3)
+
+    assert (result.rows_good, result.rows_bad) == (3, 2)
+    assert [r["row_number"] for r in _rows(result.bad_path)] == ["4", "5"]
+
+
+def test_extra_column_is_a_warning_and_left_out_of_good_rows(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER},note\n25,1500,basic,hello\n")
+
+    assert result.rows_good == 1 and "note" not in _rows(result.good_path)[0]
+    (issue,) = result.issues
+    assert (issue.rule, issue.column, issue.severity) == ("extra_column", "note", "warning")
+
+
+def test_high_missing_share_is_a_column_issue(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n25,,basic\n26,,basic\n27,1500,basic\n")
+    assert any(i.rule == "missing_share_high" and i.column == "income" for i in result.issues)
+
+
+def test_quoted_newlines_stay_in_one_row(tmp_path, profile):
+    result = _split(tmp_path, profile, f'{HEADER}\n25,1500,"bas\nic"\n26,1500,basic\n')
+
+    assert (result.rows_in, result.rows_good, result.rows_bad) == (2, 1, 1)
+    assert _rows(result.bad_path)[0]["row_number"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("content", "rows", "reason"),
+    [
+        (b"", 0, "empty file"),
+        (f"{HEADER}\n".encode(), 0, "header only"),
+        (f"{HEADER}\n25,1500,b\xe4sic\n".encode("latin-1"), 1, "not UTF-8"),
+        (f"{HEADER}\n25,1500,basic\n26,1500,basic\n".encode("utf-16"), 2, "UTF-16"),
+        (b"age,income,plan\n25,1500,\xff\xfe\xfa\n", 1, "not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", 0, "binary"),
+        (b"age,plan\n25,basic\n", 1, "missing required column(s): income"),
+    ],
+)
+def test_whole_file_failures_quarantine_everything_with_a_reason(tmp_path, profile, content, rows, reason):
+    result = _split(tmp_path, profile, content)
+
+    assert reason in result.whole_file_reason
+    assert (result.rows_in, result.rows_good, result.rows_bad) == (rows, 0, rows)
+    assert result.good_path is None and not (tmp_path / "good.csv").exists()
+
+
+def test_invalid_bytes_late_in_a_large_file_leave_no_partial_output(tmp_path, profile):
+    body = "\n".join(["25,1500,basic"] * 50)
+    content = f"{HEADER}\n{body}\n".encode() + b"26,1500,\xff\n"
+    result = _split(tmp_path, profile, content, chunk_rows=10)
+
+    assert "not UTF-8" in result.whole_file_reason and result.rows_good == 0
+    assert not (tmp_path / "good.csv").exists()
+
+
+def test_a_file_is_complete_only_when_renamed_and_settled(tmp_path):
+    partial = tmp_path / "incoming.csv.part"
+    partial.write_text("a\n")
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text("a\n")
+    settled = tmp_path / "settled.csv"
+    settled.write_text("a\n")
+    old = time.time() - 60
+    os.utime(settled, (old, old))
+    os.utime(partial, (old, old))
+
+    assert not file_is_complete(partial, min_age_seconds=5)
+    assert not file_is_complete(fresh, min_age_seconds=5)
+    assert file_is_complete(settled, min_age_seconds=5)
