@@ -18,6 +18,7 @@ from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
 from . import mlflow_access
+from .files import upload_save
 from .models import AliasChange, TrainingJob
 from .serving import loader
 from .training import TrainingInputError, model_train
@@ -121,7 +122,6 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
     from .tasks import training_job_run_task
 
     upload_dir = Path(settings.MLAPP_UPLOAD_DIR) / "training"
-    upload_dir.mkdir(parents=True, exist_ok=True)
     job = TrainingJob.objects.create(
         model_name=model_name,
         csv_path="",
@@ -130,12 +130,7 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
         task=task,
         created_by=actor,
     )
-    destination = upload_dir / f"{job.pk}-{Path(upload.name).name}"
-    partial = destination.with_suffix(destination.suffix + ".part")
-    with partial.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    partial.replace(destination)
+    destination = upload_save(upload, upload_dir / f"{job.pk}-{Path(upload.name).name}")
     job.csv_path = str(destination)
     job.save(update_fields=["csv_path"])
     transaction.on_commit(lambda: training_job_run_task.delay(job.pk))

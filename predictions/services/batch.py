@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from models_registry.files import upload_save
 from models_registry.serving import ModelUnavailable
 
 from ..models import BatchJob, Source
@@ -37,19 +38,13 @@ def batch_job_create(*, upload, actor) -> BatchJob:
     from ..tasks import batch_job_run_task
 
     directory = Path(settings.MLAPP_UPLOAD_DIR) / "batch"
-    directory.mkdir(parents=True, exist_ok=True)
     job = BatchJob.objects.create(
         model_name=settings.MLAPP_MODEL_NAME,
         input_path="",
         original_filename=Path(upload.name).name[:255],
         created_by=actor,
     )
-    destination = directory / f"{job.pk}-input.csv"
-    partial = destination.with_suffix(".csv.part")
-    with partial.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    partial.replace(destination)
+    destination = upload_save(upload, directory / f"{job.pk}-input.csv")
     job.input_path = str(destination)
     job.save(update_fields=["input_path"])
     transaction.on_commit(lambda: batch_job_run_task.delay(job.pk))
