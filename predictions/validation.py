@@ -53,9 +53,13 @@ def _value_check(spec: FeatureSpec, value) -> tuple[object, str | None]:
     if spec.kind == NUMERIC:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"wrong type: expected a number, got {type(value).__name__} {value!r}"[:200]
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer beyond float range
+            return None, f"non-finite number: {str(value)[:20]}… is out of range"
+        if not math.isfinite(number):
             return None, f"non-finite number {value!r}"
-        return float(value), None
+        return number, None
     if isinstance(value, bool):
         return str(value), None
     if isinstance(value, (str, int)):

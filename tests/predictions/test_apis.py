@@ -112,6 +112,17 @@ def test_non_finite_numbers_are_refused(api, churn_model, literal):
     assert Prediction.objects.count() == 0
 
 
+def test_a_number_beyond_float_range_is_refused(api, churn_model):
+    raw = json.dumps({"features": CHURN_ROW}).replace('"age": 40', '"age": 1' + "0" * 400)
+
+    response = _post(api, raw, raw=True)
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert (error["row"], error["field"]) == (0, "age") and error["problem"].startswith("non-finite number")
+    assert Prediction.objects.count() == 0
+
+
 def test_malformed_json_and_oversized_batches_are_refused(api, churn_model, settings):
     settings.MLAPP_PREDICT_MAX_ROWS = 2
 
