@@ -184,7 +184,6 @@ class HealthApi(APIView):
     """Liveness and readiness: database, served model, registry reachability."""
 
     permission_classes = [AllowAny]
-    authentication_classes = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -207,4 +206,10 @@ class HealthApi(APIView):
         body["model"] = {**loader().health(), "served": served_label}
         if code == status.HTTP_200_OK and not body["model"]["registry_ok"]:
             body["status"] = "degraded"  # serving the loaded model; the registry is unreachable
+        if not request.user.is_staff:
+            # Error texts can name hosts and databases: staff only.
+            for key in ("database", "model_error"):
+                if key in body and body[key] != "ok":
+                    body[key] = "error"
+            body["model"].pop("registry_error", None)
         return Response(body, status=code)
