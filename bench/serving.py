@@ -1,6 +1,6 @@
 """Serving benchmark: one row, our REST API vs the in-process floor vs MLflow's scoring server.
 
-    .venv/bin/python bench/serving.py [--requests 1000]
+    .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4]
 
 On a scratch PostgreSQL database (created and dropped here), with the demo model:
 - floor: the loaded scikit-learn pipeline's `predict` on one prepared row, in process;
@@ -92,7 +92,9 @@ def _drive(port, path, body, headers, n_requests, n_clients):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="mlapp-bench-serving-"))
     env = {
@@ -158,9 +160,9 @@ def main():
                     "-b",
                     f"127.0.0.1:{OURS_PORT}",
                     "--workers",
-                    "2",
+                    str(args.workers),
                     "--threads",
-                    "4",
+                    str(args.threads),
                     "--log-level",
                     "warning",
                 ],
@@ -215,6 +217,7 @@ def main():
             server.wait(timeout=30)
         _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
+    print(f"gunicorn --workers {args.workers} --threads {args.threads}; {args.requests} requests per case")
     print(f"{'case':<36}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     print(f"{'floor: pipeline.predict in process':<36}{floor_p50:>10.2f}{floor_p99:>10.2f}")
     for (who, clients), r in results.items():

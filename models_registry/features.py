@@ -8,20 +8,32 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from .profile import NUMERIC
 
 
 def frame_coerce(frame: pd.DataFrame, *, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """Numbers as float64, categories as Python strings with missing values as None."""
-    out = pd.DataFrame(index=frame.index)
+    """Numbers as float64, categories as Python strings with missing values as None.
+
+    Columns already typed (numbers; text with nothing missing) are taken as they are,
+    and the frame is built once from all columns: a one-row request costs well under
+    a millisecond here instead of several.
+    """
+    columns = {}
     for column in frame.columns:
+        values = frame[column]
         if column in numeric:
-            out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            if values.dtype.kind in "biuf":
+                columns[column] = values.to_numpy(dtype="float64")
+            else:
+                columns[column] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
         elif column in categorical:
-            values = frame[column]
-            out[column] = pd.Series(np.where(values.isna(), None, values.astype(str)), index=frame.index, dtype=object)
-    return out
+            strings = values.to_numpy(dtype=object)
+            if infer_dtype(strings, skipna=False) != "string":  # not all text: convert, missing as None
+                strings = np.where(values.isna(), None, values.astype(str))
+            columns[column] = pd.Series(strings, index=frame.index, dtype=object)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def profile_columns(profile: dict) -> tuple[list[str], list[str]]:

@@ -85,6 +85,8 @@ def batch_job_status(request, pk):
             "rows_done": job.rows_done,
             "rows_total": job.rows_total,
             "percent": percent,
+            "model_name": job.model_name,
+            "model_version": job.model_version,
             "error": job.error,
             "summary": job.summary,
             "done": job.status in (BatchJob.Status.SUCCEEDED, BatchJob.Status.FAILED),
@@ -116,25 +118,50 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
     return (moment, int(pk)) if moment and pk.isdigit() else None
 
 
+def _cursor_of(prediction) -> str:
+    return f"{prediction.created_at.isoformat()}|{prediction.pk}"
+
+
+def _top_class(probabilities: dict | None) -> tuple[str, float] | None:
+    return max(probabilities.items(), key=lambda item: item[1]) if probabilities else None
+
+
 @login_required
 def prediction_list(request):
+    """Newest first, PAGE_ROWS a page; keyset links "older" (before=) and "newer" (after=)."""
     form, filters = _filters(request)
     queryset = selectors.prediction_list(**filters)
-    cursor = _cursor(request.GET.get("before"))
-    if cursor:
-        moment, pk = cursor
-        queryset = queryset.filter(created_at__lte=moment).exclude(created_at=moment, id__gte=pk)
-    rows = list(queryset[: PAGE_ROWS + 1])
-    has_more = len(rows) > PAGE_ROWS
-    rows = rows[:PAGE_ROWS]
-    query = request.GET.copy()
-    query.pop("before", None)
-    next_query = None
-    if has_more:
-        query["before"] = f"{rows[-1].created_at.isoformat()}|{rows[-1].pk}"
-        next_query = query.urlencode()
-    export_query = request.GET.copy()
-    export_query.pop("before", None)
+    before = _cursor(request.GET.get("before"))
+    after = None if before else _cursor(request.GET.get("after"))
+    if after:
+        moment, pk = after
+        newer = queryset.filter(created_at__gte=moment).exclude(created_at=moment, id__lte=pk)
+        rows = list(newer.order_by("created_at", "id")[: PAGE_ROWS + 1])
+        has_newer = len(rows) > PAGE_ROWS
+        rows = rows[:PAGE_ROWS][::-1]
+        has_older = True
+    else:
+        if before:
+            moment, pk = before
+            queryset = queryset.filter(created_at__lte=moment).exclude(created_at=moment, id__gte=pk)
+        rows = list(queryset[: PAGE_ROWS + 1])
+        has_older = len(rows) > PAGE_ROWS
+        rows = rows[:PAGE_ROWS]
+        has_newer = before is not None
+    for row in rows:
+        row.top_class = _top_class(row.probabilities)
+    base = request.GET.copy()
+    base.pop("before", None)
+    base.pop("after", None)
+    older_query = newer_query = None
+    if has_older and rows:
+        query = base.copy()
+        query["before"] = _cursor_of(rows[-1])
+        older_query = query.urlencode()
+    if has_newer and rows:
+        query = base.copy()
+        query["after"] = _cursor_of(rows[0])
+        newer_query = query.urlencode()
     return render(
         request,
         "predictions/prediction_list.html",
@@ -142,9 +169,10 @@ def prediction_list(request):
             "nav": "predictions",
             "form": form,
             "rows": rows,
-            "next_query": next_query,
-            "first_page": cursor is None,
-            "export_query": export_query.urlencode(),
+            "older_query": older_query,
+            "newer_query": newer_query,
+            "first_page": not (before or after) or not has_newer,
+            "export_query": base.urlencode(),
         },
     )
 

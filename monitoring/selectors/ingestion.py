@@ -91,12 +91,16 @@ def quarantine_preview(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
-            preview.columns = next(reader, [])
+            header = next(reader, [])
+            # row_number and reason first: the reason is what a reader looks for.
+            first = [header.index(name) for name in ("row_number", "reason") if name in header]
+            order = first + [i for i in range(len(header)) if i not in first]
+            preview.columns = [header[i] for i in order]
             for row in reader:
                 if len(preview.rows) >= limit:
                     preview.truncated = True
                     break
-                preview.rows.append(row)
+                preview.rows.append([row[i] if i < len(row) else "" for i in order])
     except (UnicodeDecodeError, csv.Error) as exc:
         preview.error = f"cannot read the quarantine file: {exc}"
     return preview

@@ -1,25 +1,49 @@
-"""Ingestion: raw/ → validated → good/ (handed to scheduled scoring) and bad/ (quarantine).
+"""Ingestion: raw/ → validated → good/ (handed to scheduled scoring) + bad/ (quarantine) + archive/.
 
-Each raw file is claimed once by its content hash (`IngestedFile.sha256` is
-unique), so overlapping runs and several workers never process it twice. The
-original is moved to archive/ before the file's row is marked done, so a run
-that finds a done hash *and* a file still in raw/ knows it is a second copy.
-A failure of ours (not the file's) marks the file FAILED; the next run retries it.
+One pass (`ingestion_run_execute`) lists the complete files in ``raw/`` (see
+`monitoring.validation.file_is_complete`: ``*.part`` and dot-files never, other
+files once unchanged for ``min_age_seconds``) and processes each one:
+
+1. **Claim** it by content hash: inserting the `IngestedFile` row succeeds for
+   exactly one run (``sha256`` is unique), so overlapping runs and several
+   workers never process the same content twice. A FAILED file, or one stuck in
+   PROCESSING longer than ``stale_claim_seconds`` (its worker was killed), is
+   re-claimed by a conditional UPDATE that only one run can win.
+2. **Split** it (`monitoring.validation.file_validate_and_split`): good rows to
+   ``good/<stem>-<sha10>.csv``, bad rows with a ``reason`` column to
+   ``bad/<stem>-<sha10>.csv``; both written as ``.part`` and renamed.
+3. **Commit**, in one transaction: counts (the database refuses a DONE or
+   QUARANTINED row whose ``rows_in != rows_good + rows_bad``), issues, the
+   hand-over of the good file to `predictions`, the alert.
+4. **Move** the original to ``archive/<date>/<stem>-<sha10><suffix>``, or to
+   ``bad/<stem>-<sha10>.quarantined<suffix>`` when the file was rejected whole.
+
+An error of ours in steps 2-3 marks the file FAILED, deletes whatever it wrote
+to good/ and bad/, and leaves the original in raw/: the next run retries it. A
+crash between 3 and 4 leaves a committed file whose original is still in raw/:
+the next run sees the known hash with nothing at the recorded archive path and
+finishes the move. The same content arriving again under another name is moved
+to ``archive/duplicates/`` with a ``.note.txt`` beside it and noted on the first
+file as an ``info`` issue ``duplicate_file``; it is not processed again.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import shutil
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from models_registry.serving import ModelUnavailable, loader
-from predictions.services import good_file_register
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
 from ..validation import ValidationConfig, file_is_complete, file_validate_and_split
@@ -27,10 +51,44 @@ from .alerts import alert_raise
 
 logger = logging.getLogger(__name__)
 
+FOLDERS = ("raw", "good", "bad", "archive")
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+
+
+@dataclass(frozen=True)
+class IngestionConfig:
+    """Knobs of the ingestion job; `from_settings` reads them (names in docs/ingestion.md)."""
+
+    min_age_seconds: float = 5.0  # MLAPP_INGEST_MIN_AGE_SECONDS
+    stale_claim_seconds: float = 600.0  # MLAPP_INGEST_STALE_SECONDS: a PROCESSING claim older than this is retried
+    max_files_per_run: int = 100  # MLAPP_INGEST_MAX_FILES_PER_RUN: the rest wait for the next run
+    bad_share_alert: float = 0.2  # MLAPP_ALERT_BAD_SHARE: alert when a file's bad-row share reaches this
+    rule_severity_alert: str = Severity.CRITICAL  # MLAPP_ALERT_MIN_SEVERITY: alert on any issue this severe
+    range_tolerance: float = 0.1  # MLAPP_INGEST_RANGE_TOLERANCE (validation)
+
+    @classmethod
+    def from_settings(cls, **overrides) -> IngestionConfig:
+        values = {
+            "min_age_seconds": getattr(settings, "MLAPP_INGEST_MIN_AGE_SECONDS", cls.min_age_seconds),
+            "stale_claim_seconds": getattr(settings, "MLAPP_INGEST_STALE_SECONDS", cls.stale_claim_seconds),
+            "max_files_per_run": getattr(settings, "MLAPP_INGEST_MAX_FILES_PER_RUN", cls.max_files_per_run),
+            "bad_share_alert": getattr(settings, "MLAPP_ALERT_BAD_SHARE", cls.bad_share_alert),
+            "rule_severity_alert": getattr(settings, "MLAPP_ALERT_MIN_SEVERITY", cls.rule_severity_alert),
+            "range_tolerance": getattr(settings, "MLAPP_INGEST_RANGE_TOLERANCE", cls.range_tolerance),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def __post_init__(self):
+        if self.rule_severity_alert not in SEVERITY_RANK:
+            raise ValueError(
+                f"MLAPP_ALERT_MIN_SEVERITY={self.rule_severity_alert!r}: choose one of {', '.join(SEVERITY_RANK)}"
+            )
+
 
 def data_folders() -> dict[str, Path]:
     root = Path(settings.MLAPP_DATA_DIR)
-    folders = {name: root / name for name in ("raw", "good", "bad", "archive")}
+    folders = {name: root / name for name in FOLDERS}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return folders
@@ -44,91 +102,205 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _claim(path: Path, sha256: str, run: IngestionRun) -> IngestedFile | None:
-    """The file's row if this run won it; None if another run has (or had) it."""
+def _move(source: Path, target: Path) -> None:
+    """Rename (atomic on one filesystem); copy then delete across filesystems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(str(source), str(target))
+
+
+def _output_stem(name: str, sha256: str) -> str:
+    return f"{Path(name).stem}-{sha256[:10]}"
+
+
+def _remove_outputs(*paths: Path) -> None:
+    """Delete what a failed attempt wrote (final files and their .part siblings); never a directory."""
+    for path in paths:
+        for candidate in (path, path.with_name(path.name + ".part")):
+            if candidate.is_file():
+                candidate.unlink()
+
+
+# --- claiming -------------------------------------------------------------------
+
+
+def ingested_file_claim(
+    *, path: Path, sha256: str, run: IngestionRun, config: IngestionConfig
+) -> tuple[IngestedFile | None, IngestedFile | None]:
+    """(claimed, None) if this run owns the file now; (None, existing) if another run has or had it."""
+    size = path.stat().st_size
     try:
         with transaction.atomic():
-            return IngestedFile.objects.create(
-                sha256=sha256, original_name=path.name, size_bytes=path.stat().st_size, run=run
-            )
+            return IngestedFile.objects.create(sha256=sha256, original_name=path.name, size_bytes=size, run=run), None
     except IntegrityError:
         pass
-    retried = IngestedFile.objects.filter(sha256=sha256, status=IngestedFile.Status.FAILED).update(
-        status=IngestedFile.Status.PROCESSING, run=run, started_at=timezone.now(), reason=""
+    now = timezone.now()
+    retryable = Q(status=IngestedFile.Status.FAILED) | Q(
+        status=IngestedFile.Status.PROCESSING, started_at__lt=now - timedelta(seconds=config.stale_claim_seconds)
     )
-    if retried:
-        return IngestedFile.objects.get(sha256=sha256)
+    # A conditional UPDATE: when two runs race for a retry, the second sees the new status and gets 0 rows.
+    won = IngestedFile.objects.filter(retryable, sha256=sha256).update(
+        status=IngestedFile.Status.PROCESSING,
+        run=run,
+        original_name=path.name,
+        size_bytes=size,
+        started_at=now,
+        finished_at=None,
+        reason="",
+        rows_in=0,
+        rows_good=0,
+        rows_bad=0,
+    )
     existing = IngestedFile.objects.get(sha256=sha256)
-    if existing.status != IngestedFile.Status.PROCESSING and path.exists():
-        # Same content again under some name: keep it out of raw/, process nothing.
-        target = data_folders()["archive"] / f"duplicate-{timezone.now():%Y%m%d%H%M%S}-{path.name}"
-        shutil.move(str(path), target)
-        logger.info(
-            "%s has the content of %s (already ingested): archived as %s",
-            path.name,
-            existing.original_name,
-            target.name,
-        )
-    return None
+    if won:
+        logger.info("Retrying %s (claimed again by run %s)", path.name, run.pk)
+        return existing, None
+    return None, existing
 
 
-def _alert_if_needed(ingested: IngestedFile) -> None:
+def _finished_file_seen_again(*, path: Path, existing: IngestedFile) -> str:
+    """A complete file in raw/ whose content was ingested before: finish an interrupted move, or archive a copy."""
+    final = Path(existing.archived_path) if existing.archived_path else None
+    try:
+        if final is not None and not final.exists():
+            # Our own crash between the commit and the move: put the original where the record says it is.
+            _move(path, final)
+            logger.info("%s: finished moving the original to %s", path.name, final)
+            return "moved"
+        stamp = timezone.now()
+        target = data_folders()["archive"] / "duplicates" / f"{stamp:%Y%m%dT%H%M%S%f}-{path.name}"
+        _move(path, target)
+    except FileNotFoundError:
+        return "gone"  # another run moved it after we listed it
+    note = (
+        f"{path.name} arrived at {stamp.isoformat()} with the same content (sha256 {existing.sha256}) "
+        f"as {existing.original_name}, ingested as file #{existing.pk} ({existing.status}); "
+        f"not processed again, archived as {target.name}."
+    )
+    target.with_name(target.name + ".note.txt").write_text(note + "\n")
+    DataQualityIssue.objects.create(
+        ingested_file=existing,
+        rule="duplicate_file",
+        severity=Severity.INFO,
+        count=1,
+        sample_values=[path.name],
+        message=note,
+    )
+    logger.info(note)
+    return "duplicate"
+
+
+# --- processing -----------------------------------------------------------------
+
+
+def _alert_for_file(*, ingested: IngestedFile, issues: list, config: IngestionConfig) -> Alert | None:
+    """One data-quality alert per file (dedup by content hash), listing every threshold it crossed."""
+    reasons: list[tuple[str, str]] = []  # (severity, sentence)
     if ingested.status == IngestedFile.Status.QUARANTINED:
-        alert_raise(
-            kind=Alert.Kind.DATA_QUALITY,
-            severity=Severity.ERROR,
-            title=f"{ingested.original_name} quarantined whole",
-            message=f"{ingested.reason}. {ingested.rows_in} row(s) quarantined.",
-            dedup_key=f"ingestion:{ingested.sha256}",
-            ingested_file=ingested,
-        )
-    elif ingested.rows_in and ingested.bad_share >= settings.MLAPP_ALERT_BAD_SHARE:
-        alert_raise(
-            kind=Alert.Kind.DATA_QUALITY,
-            severity=Severity.WARNING,
-            title=f"{ingested.bad_share:.0%} bad rows in {ingested.original_name}",
-            message=(
+        reasons.append((Severity.ERROR, f"rejected whole: {ingested.reason}"))
+    elif ingested.rows_in and ingested.bad_share >= config.bad_share_alert:
+        reasons.append(
+            (
+                Severity.WARNING,
                 f"{ingested.rows_bad} of {ingested.rows_in} rows quarantined "
-                f"(threshold {settings.MLAPP_ALERT_BAD_SHARE:.0%})."
-            ),
-            dedup_key=f"ingestion:{ingested.sha256}",
-            ingested_file=ingested,
+                f"({ingested.bad_share:.0%}, threshold {config.bad_share_alert:.0%})",
+            )
         )
-
-
-def ingested_file_process(*, path: Path, run: IngestionRun, served=None) -> IngestedFile | None:
-    sha256 = file_sha256(path)
-    ingested = _claim(path, sha256, run)
-    if ingested is None:
+    threshold = SEVERITY_RANK[config.rule_severity_alert]
+    for issue in issues:
+        if SEVERITY_RANK.get(issue.severity, 0) >= threshold:
+            where = f" in {issue.column}" if issue.column else ""
+            reasons.append((issue.severity, f"{issue.rule}{where}: {issue.count} row(s) ({issue.severity})"))
+    if not reasons:
         return None
-    served = served or loader().get()
+    severity = max((s for s, _ in reasons), key=SEVERITY_RANK.__getitem__)
+    if ingested.status == IngestedFile.Status.QUARANTINED:
+        title = f"{ingested.original_name} quarantined whole"
+    elif ingested.rows_in and ingested.bad_share >= config.bad_share_alert:
+        title = f"{ingested.bad_share:.0%} bad rows in {ingested.original_name}"
+    else:
+        title = f"Severe data-quality issues in {ingested.original_name}"
+    return alert_raise(
+        kind=Alert.Kind.DATA_QUALITY,
+        severity=severity,
+        title=title,
+        message="\n".join(sentence for _, sentence in reasons)
+        + f"\nValidated against {ingested.model_name} v{ingested.model_version}.",
+        dedup_key=f"ingestion:{ingested.sha256}",
+        ingested_file=ingested,
+    )
+
+
+def _ingested_file_fail(*, ingested: IngestedFile, exc: BaseException) -> None:
+    reason = f"internal error, retried by the next run: {type(exc).__name__}: {exc}"[:2000]
+    IngestedFile.objects.filter(pk=ingested.pk).update(
+        status=IngestedFile.Status.FAILED, reason=reason, finished_at=timezone.now()
+    )
+    ingested.refresh_from_db()
+    alert_raise(
+        kind=Alert.Kind.SYSTEM,
+        severity=Severity.ERROR,
+        title=f"Ingestion of {ingested.original_name} failed",
+        message=f"{reason}\nThe file stays in raw/ and every run retries it until it goes through.",
+        dedup_key=f"ingestion-failed:{ingested.sha256}",
+        ingested_file=ingested,
+    )
+
+
+def ingested_file_process(
+    *, path: Path, run: IngestionRun, served=None, config: IngestionConfig | None = None
+) -> IngestedFile | None:
+    """Claim, split, record and archive one raw file.
+
+    Returns the file's record if this run processed it (DONE, QUARANTINED, or
+    FAILED: see its ``reason``), None if it was not this run's to process
+    (claimed by another run, ingested before, or gone).
+    """
+    config = config or IngestionConfig.from_settings()
+    try:
+        sha256 = file_sha256(path)
+        ingested, existing = ingested_file_claim(path=path, sha256=sha256, run=run, config=config)
+    except FileNotFoundError:
+        return None  # another run moved it after we listed it
+    if ingested is None:
+        if existing.status in (IngestedFile.Status.DONE, IngestedFile.Status.QUARANTINED):
+            _finished_file_seen_again(path=path, existing=existing)
+        return None
+
     folders = data_folders()
-    stem = f"{Path(path.name).stem}-{sha256[:10]}"
+    stem = _output_stem(path.name, sha256)
     good_path, bad_path = folders["good"] / f"{stem}.csv", folders["bad"] / f"{stem}.csv"
     try:
+        served = served or loader().get()
         result = file_validate_and_split(
             raw_path=path,
             profile=served.profile,
             good_path=good_path,
             bad_path=bad_path,
-            config=ValidationConfig(range_tolerance=settings.MLAPP_INGEST_RANGE_TOLERANCE),
+            config=ValidationConfig(range_tolerance=config.range_tolerance),
         )
-        archived = folders["archive"] / f"{stem}{path.suffix}"
         if result.whole_file_reason:
-            archived = folders["bad"] / f"{stem}.quarantined{path.suffix}"
-        shutil.move(str(path), archived)
+            status = IngestedFile.Status.QUARANTINED
+            final = folders["bad"] / f"{stem}.quarantined{path.suffix}"
+        else:
+            status = IngestedFile.Status.DONE
+            final = folders["archive"] / f"{timezone.now():%Y-%m-%d}" / f"{stem}{path.suffix}"
         with transaction.atomic():
             IngestedFile.objects.filter(pk=ingested.pk).update(
-                status=IngestedFile.Status.QUARANTINED if result.whole_file_reason else IngestedFile.Status.DONE,
+                status=status,
                 model_name=served.name,
                 model_version=served.version,
                 rows_in=result.rows_in,
                 rows_good=result.rows_good,
                 rows_bad=result.rows_bad,
                 reason=result.whole_file_reason or "",
-                archived_path=str(archived),
+                archived_path=str(final),
                 good_path=str(result.good_path or ""),
-                bad_path=str(result.bad_path or (archived if result.whole_file_reason else "")),
+                bad_path=str(final if result.whole_file_reason else (result.bad_path or "")),
                 finished_at=timezone.now(),
             )
             DataQualityIssue.objects.bulk_create(
@@ -146,37 +318,48 @@ def ingested_file_process(*, path: Path, run: IngestionRun, served=None) -> Inge
                 ]
             )
             if result.good_path:
+                from predictions.services import good_file_register
+
                 good_file_register(path=str(result.good_path), sha256=sha256, rows=result.rows_good)
             ingested.refresh_from_db()
-            _alert_if_needed(ingested)
-    except Exception as exc:
+            _alert_for_file(ingested=ingested, issues=result.issues, config=config)
+    except Exception as exc:  # ours, not the file's: recorded on the file and retried by the next run
         logger.exception("Ingesting %s failed; the next run retries it", path.name)
-        IngestedFile.objects.filter(pk=ingested.pk).update(
-            status=IngestedFile.Status.FAILED, reason=f"internal error: {exc}"[:2000], finished_at=timezone.now()
-        )
-        raise
+        _remove_outputs(good_path, bad_path)
+        _ingested_file_fail(ingested=ingested, exc=exc)
+        return ingested
+    try:
+        _move(path, final)
+    except OSError as exc:  # committed: the next run that finds the original in raw/ finishes the move
+        logger.warning("%s is ingested but could not be moved to %s yet: %s", path.name, final, exc)
     return ingested
 
 
-def ingestion_run_execute(*, min_age_seconds: float | None = None) -> IngestionRun:
-    """One pass over raw/: every complete file not ingested yet."""
+def ingestion_run_execute(
+    *, min_age_seconds: float | None = None, config: IngestionConfig | None = None
+) -> IngestionRun:
+    """One pass over raw/: every complete file not ingested yet (overlapping passes are safe)."""
+    config = config or IngestionConfig.from_settings(min_age_seconds=min_age_seconds)
     run = IngestionRun.objects.create()
-    age = settings.MLAPP_INGEST_MIN_AGE_SECONDS if min_age_seconds is None else min_age_seconds
-    candidates = sorted(p for p in data_folders()["raw"].iterdir() if file_is_complete(p, min_age_seconds=age))
-    processed, errors = 0, []
-    try:
-        served = loader().get() if candidates else None
-    except ModelUnavailable as exc:
-        candidates, served = [], None
-        errors.append(f"no model in production, files stay in raw/: {exc}")
-    for path in candidates:
+    raw = data_folders()["raw"]
+    candidates = [p for p in raw.iterdir() if file_is_complete(p, min_age_seconds=config.min_age_seconds)]
+    candidates.sort(key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.name))  # oldest first
+    candidates = candidates[: config.max_files_per_run]
+    processed, errors, served = 0, [], None
+    if candidates:
         try:
-            if ingested_file_process(path=path, run=run, served=served) is not None:
-                processed += 1
-        except FileNotFoundError:
-            continue  # another run moved it away after we listed it
-        except Exception as exc:  # recorded on the file; other files still go through
-            errors.append(f"{path.name}: {exc}")
+            served = loader().get()
+        except ModelUnavailable as exc:
+            errors.append(f"no model in production, files stay in raw/: {exc}")
+            candidates = []
+    for path in candidates:
+        ingested = ingested_file_process(path=path, run=run, served=served, config=config)
+        if ingested is None:
+            continue
+        if ingested.status == IngestedFile.Status.FAILED:
+            errors.append(f"{path.name}: {ingested.reason}")
+        else:
+            processed += 1
     IngestionRun.objects.filter(pk=run.pk).update(
         files_seen=len(candidates),
         files_processed=processed,

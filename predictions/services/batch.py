@@ -7,15 +7,16 @@ appended to the scored CSV (a .part file renamed at the end).
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from models_registry.files import upload_save
@@ -52,8 +53,17 @@ def batch_job_create(*, upload, actor) -> BatchJob:
 
 
 def _count_rows(path: Path) -> int:
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    """Lines after the header, for the progress bar (a quoted newline counts twice; the
+    exact count is set when the job ends)."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    if last != b"\n":
+        lines += 1  # no newline after the last row
+    return max(lines - 1, 0)
 
 
 def _chunks(path: Path):
@@ -82,6 +92,39 @@ def _scored_columns(chunk: pd.DataFrame, served, outputs, valid: np.ndarray, pro
     return out
 
 
+@contextmanager
+def _row_writer():
+    """Call `prediction_rows_write` on another thread and connection, one chunk in flight.
+
+    The server stores chunk k while this thread validates and predicts chunk k+1.
+    A second connection sees committed rows only, so inside a transaction (tests)
+    the writes run inline on the caller's connection; so they do on SQLite (one writer).
+    """
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        yield lambda **kwargs: prediction_rows_write(**kwargs)
+        return
+    pending = []
+
+    def in_thread(kwargs):
+        try:
+            return prediction_rows_write(**kwargs)
+        finally:
+            connection.close()  # the thread's own connection
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer") as pool:
+
+        def submit(**kwargs):
+            if pending:
+                pending.pop().result()  # at most one chunk in flight; re-raises its error
+            pending.append(pool.submit(in_thread, kwargs))
+
+        try:
+            yield submit
+        finally:
+            while pending:
+                pending.pop().result()
+
+
 def batch_job_run(*, job_id: int) -> BatchJob:
     """Score the job's file; idempotent for duplicate deliveries (claimed once)."""
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.QUEUED).update(
@@ -99,29 +142,30 @@ def batch_job_run(*, job_id: int) -> BatchJob:
         BatchJob.objects.filter(pk=job.pk).update(rows_total=rows_total, model_version=served.version)
         scored = rejected = 0
         outputs_seen: list = []
-        for index, chunk in enumerate(_chunks(Path(job.input_path))):
-            missing = frame_missing_columns(chunk, served.profile)
-            if missing:
-                raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
-            problems = frame_validate(chunk, served.profile)
-            valid = (problems == "").to_numpy()
-            outputs = None
-            if valid.any():
-                features = chunk.loc[valid, served.feature_names]
-                outputs = served.predict_frame(features)
-                prediction_rows_write(
-                    served=served,
-                    features=features,
-                    outputs=outputs,
-                    context=RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk),
+        with _row_writer() as rows_write:
+            for index, chunk in enumerate(_chunks(Path(job.input_path))):
+                missing = frame_missing_columns(chunk, served.profile)
+                if missing:
+                    raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
+                problems = frame_validate(chunk, served.profile)
+                valid = (problems == "").to_numpy()
+                outputs = None
+                if valid.any():
+                    features = chunk.loc[valid, served.feature_names]
+                    outputs = served.predict_frame(features)
+                    rows_write(
+                        served=served,
+                        features=features,
+                        outputs=outputs,
+                        context=RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk),
+                    )
+                    outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
+                _scored_columns(chunk, served, outputs, valid, problems).to_csv(
+                    partial, mode="w" if index == 0 else "a", header=index == 0, index=False
                 )
-                outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
-            _scored_columns(chunk, served, outputs, valid, problems).to_csv(
-                partial, mode="w" if index == 0 else "a", header=index == 0, index=False
-            )
-            scored += int(valid.sum())
-            rejected += int((~valid).sum())
-            BatchJob.objects.filter(pk=job.pk).update(rows_done=scored + rejected)
+                scored += int(valid.sum())
+                rejected += int((~valid).sum())
+                BatchJob.objects.filter(pk=job.pk).update(rows_done=scored + rejected)
         if scored + rejected == 0:
             raise BatchFileError("The file has a header but no data rows")
         partial.replace(output)
@@ -153,6 +197,11 @@ def batch_job_run(*, job_id: int) -> BatchJob:
                 "max": float(everything.max()),
             }
     BatchJob.objects.filter(pk=job.pk).update(
-        status=BatchJob.Status.SUCCEEDED, output_path=str(output), summary=summary, finished_at=timezone.now()
+        status=BatchJob.Status.SUCCEEDED,
+        output_path=str(output),
+        summary=summary,
+        rows_total=scored + rejected,
+        rows_done=scored + rejected,
+        finished_at=timezone.now(),
     )
     return BatchJob.objects.get(pk=job.pk)

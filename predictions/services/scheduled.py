@@ -80,21 +80,33 @@ def scheduled_scoring_run(*, chunk_rows: int = CHUNK_ROWS) -> ScheduledRun:
     ScheduledRun.objects.filter(pk=run.pk).update(model_name=served.name, model_version=served.version)
     files = rows = 0
     errors = []
-    while (good_file := _claim_next_file()) is not None:
-        try:
-            rows += _score_file(good_file, served, run, chunk_rows)
-        except (OSError, ValueError, pd.errors.ParserError) as exc:  # the file's fault: not retried
-            logger.warning("Scheduled scoring of %s failed: %s", good_file.path, exc)
-            errors.append(f"{Path(good_file.path).name}: {exc}")
-            GoodFile.objects.filter(pk=good_file.pk).update(status=GoodFile.Status.FAILED, error=str(exc)[:2000])
-            continue
-        scored = Prediction.objects.filter(
-            good_file=good_file, model_name=served.name, model_version=served.version
-        ).count()
-        GoodFile.objects.filter(pk=good_file.pk).update(
-            status=GoodFile.Status.SCORED, rows_scored=scored, scored_at=timezone.now(), error=""
+    try:
+        while (good_file := _claim_next_file()) is not None:
+            try:
+                rows += _score_file(good_file, served, run, chunk_rows)
+            except (OSError, ValueError, pd.errors.ParserError) as exc:  # the file's fault: not retried
+                logger.warning("Scheduled scoring of %s failed: %s", good_file.path, exc)
+                errors.append(f"{Path(good_file.path).name}: {exc}")
+                GoodFile.objects.filter(pk=good_file.pk).update(status=GoodFile.Status.FAILED, error=str(exc)[:2000])
+                continue
+            scored = Prediction.objects.filter(
+                good_file=good_file, model_name=served.name, model_version=served.version
+            ).count()
+            GoodFile.objects.filter(pk=good_file.pk).update(
+                status=GoodFile.Status.SCORED, rows_scored=scored, scored_at=timezone.now(), error=""
+            )
+            files += 1
+    except Exception as exc:
+        # Not the file's fault (database, model): the claim stays and goes stale, so a later run retakes
+        # the file; the run says what happened instead of staying `running`.
+        ScheduledRun.objects.filter(pk=run.pk).update(
+            status=ScheduledRun.Status.FAILED,
+            files_scored=files,
+            rows_scored=rows,
+            error="\n".join([*errors, f"{type(exc).__name__}: {exc}"])[:5000],
+            finished_at=timezone.now(),
         )
-        files += 1
+        raise
     ScheduledRun.objects.filter(pk=run.pk).update(
         status=ScheduledRun.Status.FAILED if errors and not files else ScheduledRun.Status.SUCCEEDED,
         files_scored=files,

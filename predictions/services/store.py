@@ -1,15 +1,15 @@
 """Writing the inference log in bulk.
 
-PostgreSQL: one COPY per chunk (CSV built by pandas in C), ~10x Django's
-bulk_create. Rows keyed by (good file, row, model version) go through a
+PostgreSQL: one binary COPY per chunk (features and probabilities serialised to
+JSON by pandas in C), several times Django's bulk_create. Rows keyed by (good file, row, model version) go through a
 temporary table and INSERT ... ON CONFLICT DO NOTHING, so a scheduled job that
 runs twice writes each row once. SQLite (embedded default): bulk_create.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -82,25 +82,82 @@ def _log_frame(
     return log
 
 
-def _copy_postgresql(log: pd.DataFrame, *, skip_existing: bool) -> int:
-    buffer = io.StringIO()
-    log.to_csv(buffer, index=False, header=False, columns=COLUMNS)
+# Binary COPY: no CSV to build on our side, no CSV to parse on the server (~2x the text COPY).
+COPY_TYPES = [
+    "timestamptz",
+    "varchar",
+    "int4",
+    "varchar",
+    "varchar",
+    "varchar",
+    "bytea",  # jsonb in its binary wire format (see _jsonb_binary)
+    "varchar",
+    "float8",
+    "bytea",  # jsonb
+    "float8",
+    "int8",
+    "int8",
+    "int4",
+]
+
+
+def _jsonb_binary(frame: pd.DataFrame) -> list[bytes]:
+    """Rows as jsonb values in binary COPY format: a version byte (1), then the JSON text.
+
+    Sent as bytea-typed fields, they skip the per-value Python dumper of psycopg's
+    Jsonb (half the cost of writing a row); the server parses the JSON as it would
+    from text.
+    """
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", lines=True, double_precision=10).rstrip("\n")
+    return [b"\x01" + line for line in text.encode().split(b"\n")]
+
+
+def _copy_rows(*, served: ServedModel, features: pd.DataFrame, outputs: ModelOutputs, context: RowContext, row_numbers):
+    """Rows in COPY_COLUMNS order, built from column arrays (one Python tuple per row, nothing else)."""
+    n = len(features)
+    now = timezone.now()
+    features_json = _jsonb_binary(features[served.feature_names])
+    labels = outputs.labels.tolist() if outputs.labels is not None else repeat(None, n)
+    values = outputs.values.tolist() if outputs.values is not None else repeat(None, n)
+    if outputs.probabilities is not None:
+        probabilities_frame = pd.DataFrame(np.round(outputs.probabilities, 6), columns=list(outputs.classes))
+        probabilities = _jsonb_binary(probabilities_frame)
+    else:
+        probabilities = repeat(None, n)
+    numbers = np.asarray(row_numbers).tolist() if row_numbers is not None else repeat(None, n)
+    head = (now, served.name, served.version, served.run_id, str(context.source), context.request_id)
+    tail = (context.latency_ms, context.batch_job_id, context.good_file_id)
+    for feature, label, value, probability, number in zip(
+        features_json, labels, values, probabilities, numbers, strict=True
+    ):
+        yield (*head, feature, label, value, probability, *tail, number)
+
+
+def _copy_postgresql(rows, *, skip_existing: bool) -> int:
     table = Prediction._meta.db_table
     columns = ", ".join(COLUMNS)
     with connection.cursor() as cursor:
         raw = cursor.connection  # psycopg 3
         with raw.cursor() as pg:
+            target = table
+            if skip_existing:
+                # Our columns only (no id, no constraints): rows land here, then go in unless stored already.
+                pg.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS prediction_staging ON COMMIT DELETE ROWS "
+                    f"AS SELECT {columns} FROM {table} WITH NO DATA"
+                )
+                target = "prediction_staging"
+            count = 0
+            with pg.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+                    count += 1
             if not skip_existing:
-                with pg.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                    copy.write(buffer.getvalue())
-                return len(log)
-            # Our columns only (no id, no constraints): rows land here, then go in unless stored already.
-            pg.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS prediction_staging ON COMMIT DELETE ROWS "
-                f"AS SELECT {columns} FROM {table} WITH NO DATA"
-            )
-            with pg.copy(f"COPY prediction_staging ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
+                return count
             pg.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM prediction_staging "
                 "ON CONFLICT (good_file_id, row_number, model_name, model_version) "
@@ -157,8 +214,11 @@ def prediction_rows_write(
     """
     if len(features) == 0:
         return 0
-    log = _log_frame(served=served, features=features, outputs=outputs, context=context, row_numbers=row_numbers)
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            return _copy_postgresql(log, skip_existing=skip_existing)
+            rows = _copy_rows(
+                served=served, features=features, outputs=outputs, context=context, row_numbers=row_numbers
+            )
+            return _copy_postgresql(rows, skip_existing=skip_existing)
+        log = _log_frame(served=served, features=features, outputs=outputs, context=context, row_numbers=row_numbers)
         return _bulk_create(log, skip_existing=skip_existing)

@@ -1,5 +1,6 @@
 """The validation core: every rule, every whole-file failure, and the accounting on each."""
 
+import json
 import os
 import time
 
@@ -163,3 +164,147 @@ def test_a_file_is_complete_only_when_renamed_and_settled(tmp_path):
     assert not file_is_complete(partial, min_age_seconds=5)
     assert not file_is_complete(fresh, min_age_seconds=5)
     assert file_is_complete(settled, min_age_seconds=5)
+
+
+def test_nan_text_is_a_wrong_type_and_integers_may_be_written_as_floats(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n25.0,1500,basic\n26,nan,basic\n27,1e999,basic\n")
+
+    assert [r["reason"] for r in _rows(result.bad_path)] == ["wrong_type:income=nan", "wrong_type:income=1e999"]
+    assert [r["age"] for r in _rows(result.good_path)] == ["25.0"]
+
+
+def test_good_rows_are_stripped_and_bad_rows_keep_the_original_text(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER},note\n 25 ,1500, basic,a\n26,1500,gold, b \n")
+
+    assert _rows(result.good_path) == [{"row_number": "1", "age": "25", "income": "1500", "plan": "basic"}]
+    assert _rows(result.bad_path) == [
+        {
+            "row_number": "2",
+            "age": "26",
+            "income": "1500",
+            "plan": "gold",
+            "note": " b ",
+            "reason": "unknown_category:plan=gold",
+        }
+    ]
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path, profile):
+    result = _split(tmp_path, profile, f"\ufeff{HEADER}\n25,1500,basic\n".encode())
+    assert (result.whole_file_reason, result.rows_good) == (None, 1)
+
+
+def test_missing_values_seen_in_training_are_kept_with_a_warning(tmp_path):
+    training = pd.DataFrame({"age": [20, 30, 40, 50] * 5, "income": [1000.0, None, 3000.0, 4000.0] * 5})
+    gappy = profile_build(
+        features=training,
+        target="y",
+        task="classification",
+        classes=["n", "y"],
+        reference_predictions=pd.Series(["n", "y"] * 10),
+    )
+    result = _split(tmp_path, gappy, "age,income\n25,\n26,NA\n27,1500\n,1500\n")
+
+    assert (result.rows_good, result.rows_bad) == (3, 1)
+    assert [r["income"] for r in _rows(result.good_path)] == ["", "", "1500"]  # missing written as empty
+    assert _rows(result.bad_path)[0]["reason"] == "missing_value:age"
+    issues = {(i.rule, i.column): i for i in result.issues}
+    assert issues[("missing_value", "income")].severity == "warning" and issues[("missing_value", "income")].count == 2
+    assert issues[("missing_value", "age")].severity == "error"
+    # 2 of 4 missing (50%) is above the 20% threshold and above training's 25%.
+    assert issues[("missing_share_high", "income")].severity == "warning"
+
+
+def test_duplicates_compare_numbers_by_value_and_all_columns(tmp_path, profile):
+    content = f"{HEADER},id\n25,1500,basic,a\n 25.0,1500.00,basic,a\n25,1500,basic,b\n"
+    result = _split(tmp_path, profile, content)
+
+    assert [(r["row_number"], r["reason"]) for r in _rows(result.bad_path)] == [("2", "duplicate_row")]
+    (issue,) = [i for i in result.issues if i.rule == "duplicate_row"]
+    assert issue.sample_values == ["2"]  # row numbers
+
+
+def test_row_numbers_continue_across_chunks_and_samples_are_capped(tmp_path, profile):
+    rows = "\n".join(f"{20 + i % 40},{1000 + i},gold{i}" for i in range(20))
+    result = _split(tmp_path, profile, f"{HEADER}\n{rows}\n", chunk_rows=3)
+
+    bad = _rows(result.bad_path)
+    assert [r["row_number"] for r in bad] == [str(n) for n in range(1, 21)]
+    (issue,) = result.issues
+    assert (issue.rule, issue.count, issue.sample_values) == (
+        "unknown_category",
+        20,
+        ["gold0", "gold1", "gold2", "gold3", "gold4"],
+    )
+
+
+def test_a_record_with_too_many_fields_quarantines_the_file(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n25,1500,basic\n26,1500,basic,extra\n")
+
+    assert "not a valid CSV" in result.whole_file_reason
+    assert (result.rows_in, result.rows_bad, result.good_path, result.bad_path) == (2, 2, None, None)
+    assert not (tmp_path / "good.csv").exists() and not (tmp_path / "bad.csv").exists()
+
+
+def test_a_semicolon_file_names_the_missing_columns_and_the_separator(tmp_path, profile):
+    result = _split(tmp_path, profile, "age;income;plan\n25;1500;basic\n")
+
+    assert result.whole_file_reason == (
+        "missing required column(s): age, income, plan (one column in the header: the separator must be a comma)"
+    )
+    assert (result.rows_in, result.rows_bad) == (1, 1)
+
+
+def test_an_error_while_writing_leaves_no_output_at_all(tmp_path, profile):
+    raw = tmp_path / "raw.csv"
+    raw.write_text(f"{HEADER}\n25,1500,basic\n26,1500,gold\n")
+    (tmp_path / "bad.csv").mkdir()  # in the way of the final rename
+
+    with pytest.raises(IsADirectoryError):
+        file_validate_and_split(
+            raw_path=raw, profile=profile, good_path=tmp_path / "good.csv", bad_path=tmp_path / "bad.csv"
+        )
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "raw.csv"]
+
+
+def test_the_result_is_json_serialisable(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n25,1500,basic\n25,1500,gold\n")
+
+    data = json.loads(json.dumps(result.as_dict()))
+    assert data["good_path"] == str(tmp_path / "good.csv") and data["rows_in"] == 2
+    assert data["issues"][0]["rule"] == "unknown_category"
+
+
+def test_the_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="chunk_rows"):
+        ValidationConfig(chunk_rows=0)
+    with pytest.raises(ValueError, match="missing_share_threshold"):
+        ValidationConfig(missing_share_threshold=1.5)
+
+
+def test_completeness_uses_the_given_clock_and_ignores_dot_files_and_missing_files(tmp_path):
+    hidden = tmp_path / ".incoming.csv"
+    hidden.write_text("a\n")
+    settled = tmp_path / "data.csv"
+    settled.write_text("a\n")
+    os.utime(settled, (1000, 1000))
+
+    assert not file_is_complete(hidden, min_age_seconds=0, now=10_000)
+    assert not file_is_complete(tmp_path / "gone.csv", min_age_seconds=0)
+    assert not file_is_complete(settled, min_age_seconds=5, now=1004)
+    assert file_is_complete(settled, min_age_seconds=5, now=1005)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("age,income,plan,plan", "duplicate column name(s) in the header: plan"),
+        ("age,income,plan,reason", "reserved column name(s) in the header (added by validation): reason"),
+    ],
+)
+def test_ambiguous_headers_quarantine_the_file(tmp_path, profile, header, reason):
+    extra = ",x" if header.count(",") == 3 else ""
+    result = _split(tmp_path, profile, f"{header}\n25,1500,basic{extra}\n")
+
+    assert result.whole_file_reason == reason and (result.rows_in, result.rows_bad) == (1, 1)

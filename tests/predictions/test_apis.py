@@ -2,13 +2,13 @@ import json
 import time
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from models_registry import services as registry_services
 from models_registry.demo_data import churn_frame
 from models_registry.training import model_train
-from predictions.models import Prediction
+from predictions.models import Prediction, ScheduledRun
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,33 @@ def test_many_rows_for_a_regression_model(api, housing_model):
     values = [row["prediction"] for row in response.json()["predictions"]]
     assert len(values) == 2 and values[1] > values[0] > 0
     assert list(Prediction.objects.values_list("predicted_value", flat=True).order_by("id")) == pytest.approx(values)
+
+
+def test_many_rows_for_a_classifier_and_one_row_for_a_regression_model(api, churn_model, housing_model, settings):
+    # housing_model is served now (it set MLAPP_MODEL_NAME last); score churn by naming it back.
+    one = _post(api, {"features": HOUSE_ROW})
+    assert one.status_code == 200 and one.json()["model_name"] == housing_model.name
+    (row,) = one.json()["predictions"]
+    assert isinstance(row["prediction"], float) and row["probabilities"] is None
+
+    settings.MLAPP_MODEL_NAME = churn_model.name
+    many = _post(api, {"rows": [CHURN_ROW, {**CHURN_ROW, "contract": "two-year", "tenure_months": 60}]})
+
+    assert many.status_code == 200, many.content
+    rows = many.json()["predictions"]
+    assert len(rows) == 2 and all(sum(r["probabilities"].values()) == pytest.approx(1) for r in rows)
+    stored = Prediction.objects.filter(model_name=churn_model.name).order_by("id")
+    assert [p.predicted_label for p in stored] == [r["prediction"] for r in rows]
+    assert {p.request_id for p in stored} == {many.json()["request_id"]}
+
+
+def test_no_model_in_production_answers_503(api, mlflow_store, settings, unique_model_name):
+    settings.MLAPP_MODEL_NAME = unique_model_name
+
+    response = _post(api, {"features": CHURN_ROW})
+
+    assert response.status_code == 503 and unique_model_name in response.json()["detail"]
+    assert Prediction.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -219,3 +246,35 @@ def test_anonymous_requests_get_401_and_tokens_work(churn_model, plain_user, cap
 def test_openapi_schema_documents_predict(api):
     schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     assert "/api/v1/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
+
+
+def test_feedback_for_a_regression_model(api, housing_model):
+    prediction_id = _post(api, {"features": HOUSE_ROW}).json()["predictions"][0]["id"]
+
+    ok = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": 123456.5}, format="json")
+    wrong = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "a lot"}, format="json")
+
+    assert ok.status_code == 200 and ok.json()["actual_value"] == 123456.5
+    assert wrong.status_code == 400 and "finite number" in wrong.json()["detail"]
+    assert Prediction.objects.get(pk=prediction_id).actual_value == 123456.5
+
+
+def test_scheduled_runs_are_listed_newest_first(api):
+    older = ScheduledRun.objects.create(model_name="m", model_version=1, status="succeeded", rows_scored=5)
+    newer = ScheduledRun.objects.create(model_name="m", model_version=2, status="failed", error="boom")
+
+    body = api.get("/api/v1/scheduled-runs/").json()
+
+    assert [r["id"] for r in body["results"]] == [newer.pk, older.pk]
+    assert body["results"][0]["error"] == "boom" and body["results"][1]["rows_scored"] == 5
+    assert APIClient().get("/api/v1/scheduled-runs/").status_code == 401
+
+
+def test_create_api_token_returns_the_same_key_and_names_unknown_users(plain_user, capsys):
+    call_command("create_api_token", plain_user.username)
+    call_command("create_api_token", plain_user.username)
+    first, second = capsys.readouterr().out.split()
+
+    assert first == second
+    with pytest.raises(CommandError, match="No user named 'nobody'"):
+        call_command("create_api_token", "nobody")

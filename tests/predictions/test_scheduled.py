@@ -60,6 +60,36 @@ def test_a_file_left_half_scored_by_a_killed_worker_is_completed_once(churn_mode
 
 
 @pytest.mark.django_db
+def test_a_run_that_crashes_mid_file_is_recorded_and_the_next_run_finishes_the_file(churn_model, tmp_path, monkeypatch):
+    from predictions.services import scheduled
+
+    good_file = _good_file(tmp_path, "crash.csv", 100, 8)
+    real_write, calls = scheduled.prediction_rows_write, []
+
+    def write_then_die(**kwargs):  # the worker dies while writing its second chunk
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        return real_write(**kwargs)
+
+    monkeypatch.setattr(scheduled, "prediction_rows_write", write_then_die)
+    with pytest.raises(RuntimeError):
+        scheduled.scheduled_scoring_run(chunk_rows=30)
+    crashed = ScheduledRun.objects.get()
+    good_file.refresh_from_db()
+    assert crashed.status == "failed" and "worker lost" in crashed.error and crashed.finished_at
+    assert good_file.status == "scoring" and Prediction.objects.count() == 30
+    monkeypatch.undo()
+
+    assert scheduled.scheduled_scoring_run().files_scored == 0  # the claim is fresh: left alone
+    GoodFile.objects.filter(pk=good_file.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    rerun = scheduled.scheduled_scoring_run(chunk_rows=30)
+
+    assert (rerun.status, rerun.files_scored, rerun.rows_scored) == ("succeeded", 1, 70)
+    _assert_each_row_once([good_file])
+
+
+@pytest.mark.django_db
 def test_a_fresh_claim_is_not_stolen(churn_model, tmp_path):
     good_file = _good_file(tmp_path, "d.csv", 10, 4)
     GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", claimed_at=timezone.now())
@@ -129,3 +159,20 @@ def test_scheduled_page_lists_runs(user_client, churn_model, tmp_path):
     scheduled_scoring_run()
     page = user_client.get("/predictions/scheduled/").content.decode()
     assert "succeeded" in page and f"v{churn_model.version}" in page
+
+
+@pytest.mark.django_db
+def test_the_task_and_the_command_run_one_pass(churn_model, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from predictions.tasks import score_good_files_task
+
+    _good_file(tmp_path, "h.csv", 10, 21)
+    run_id = score_good_files_task.delay().get()
+    out = StringIO()
+    call_command("score_good_files", stdout=out)
+
+    assert ScheduledRun.objects.get(pk=run_id).rows_scored == 10
+    assert "succeeded: 0 file(s), 0 row(s)" in out.getvalue()
