@@ -29,6 +29,8 @@ from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
 from .profile import FeatureSpec, feature_specs
+from .row_scorer import MAX_ROWS as ROW_SCORER_MAX_ROWS
+from .row_scorer import RowScorer, row_scorer_build
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class ServedModel:
     profile: dict
     pipeline: Any = field(repr=False)
     loaded_at: Any = None
+    row_scorer: RowScorer | None = field(default=None, repr=False)  # fast path for a few rows
 
     @property
     def classes(self) -> list[str] | None:
@@ -88,6 +91,16 @@ class ServedModel:
     def specs(self) -> dict[str, FeatureSpec]:
         """Feature specs by name, computed once per loaded version (the request path reads them)."""
         return {spec.name: spec for spec in feature_specs(self.profile)}
+
+    def predict_records(self, records: list[dict]) -> ModelOutputs:
+        """Score validated rows given as dicts: the fast path for a few rows when the
+        version has one (see `row_scorer`), else scikit-learn."""
+        if self.row_scorer is None or len(records) > ROW_SCORER_MAX_ROWS:
+            return self.predict_frame(pd.DataFrame.from_records(records, columns=self.feature_names))
+        probabilities, outputs = self.row_scorer.predict(records)
+        if probabilities is None:
+            return ModelOutputs(labels=None, values=outputs)
+        return ModelOutputs(labels=outputs, values=None, probabilities=probabilities, classes=self.row_scorer.classes)
 
     def predict_frame(self, frame: pd.DataFrame) -> ModelOutputs:
         """Score rows that already passed validation (columns by profile name)."""
@@ -116,7 +129,14 @@ def served_model_load(name: str, version: int) -> ServedModel:
     run_id, task, profile = model_version_profile(name, version)
     started = time.perf_counter()
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-    logger.info("Loaded %s version %s in %.2f s", name, version, time.perf_counter() - started)
+    fast = row_scorer_build(pipeline, profile)
+    logger.info(
+        "Loaded %s version %s in %.2f s (fast row scoring %s)",
+        name,
+        version,
+        time.perf_counter() - started,
+        "on" if fast else "off",
+    )
     return ServedModel(
         name=name,
         version=version,
@@ -125,6 +145,7 @@ def served_model_load(name: str, version: int) -> ServedModel:
         profile=profile,
         pipeline=pipeline,
         loaded_at=timezone.now(),
+        row_scorer=fast,
     )
 
 

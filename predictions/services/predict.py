@@ -7,7 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
@@ -53,8 +52,7 @@ def predictions_make(
     served = served or served_model_get()
     started = time.perf_counter()
     cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
-    frame = pd.DataFrame.from_records(cleaned, columns=served.feature_names)
-    outputs = served.predict_frame(frame)
+    outputs = served.predict_records(cleaned)
     latency_ms = (time.perf_counter() - started) * 1000
     request_id = request_id or uuid.uuid4().hex
     labels = outputs.labels.tolist() if outputs.labels is not None else None
