@@ -104,7 +104,10 @@ class ServedModel:
 
     def predict_frame(self, frame: pd.DataFrame) -> ModelOutputs:
         """Score rows that already passed validation (columns by profile name)."""
-        model_input = frame_for_model(frame, self.profile)
+        return self.predict_model_input(frame_for_model(frame, self.profile))
+
+    def predict_model_input(self, model_input: pd.DataFrame) -> ModelOutputs:
+        """Score rows already typed by `features.frame_for_model`."""
         if self.task == "regression":
             return ModelOutputs(labels=None, values=np.asarray(self.pipeline.predict(model_input), dtype=float))
         probabilities = self.pipeline.predict_proba(model_input)
@@ -181,7 +184,7 @@ class ModelLoader:
             self._alias_refresh_in_background(key)
         return state.version
 
-    def _alias_refresh(self, key: tuple[str, str]) -> int:
+    def _alias_refresh(self, key: tuple[str, str], *, preload: bool = False) -> int:
         name, alias = key
         try:
             version = int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
@@ -201,6 +204,15 @@ class ModelLoader:
         state = self._aliases.get(key)
         if state is not None and state.version != version:
             logger.info("%s@%s moved from version %s to %s", name, alias, state.version, version)
+            if preload:
+                # Load before switching, so no request waits for the new version; if
+                # it cannot be loaded, keep serving the old one and try next time.
+                try:
+                    self.get_version(name, version)
+                except Exception:
+                    logger.exception("Cannot load %s version %s; still serving %s", name, version, state.version)
+                    state.checked_at = time.monotonic()
+                    return state.version
         self._aliases[key] = _AliasState(version=version, checked_at=time.monotonic())
         return version
 
@@ -212,7 +224,7 @@ class ModelLoader:
 
         def refresh():
             try:
-                self._alias_refresh(key)
+                self._alias_refresh(key, preload=True)
             finally:
                 self._refreshing.discard(key)
 

@@ -113,17 +113,34 @@ class Prediction(models.Model):
     run_id = models.CharField(max_length=64)
     source = models.CharField(max_length=16, choices=Source.choices)
     # What made it: an API/web request id, "batch:<id>", "scheduled:<run id>".
-    request_id = models.CharField(max_length=64, db_index=True)
+    request_id = models.CharField(max_length=64)
     features = models.JSONField()
     # Classification answers a label, regression a value.
     predicted_label = models.CharField(max_length=255, null=True, blank=True)
     predicted_value = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
+    # No database-level foreign keys on the log: a constraint costs a lookup per
+    # logged row at commit (millions per batch file). Django still applies
+    # on_delete (SET_NULL, PROTECT) when a job or file is deleted through it.
     batch_job = models.ForeignKey(
-        BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+        BatchJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="predictions",
+        db_constraint=False,
     )
-    good_file = models.ForeignKey(GoodFile, null=True, blank=True, on_delete=models.PROTECT, related_name="predictions")
+    # Looked up through the leading column of prediction_file_row_once; no index of its own.
+    good_file = models.ForeignKey(
+        GoodFile,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="predictions",
+        db_constraint=False,
+        db_index=False,
+    )
     row_number = models.PositiveIntegerField(null=True, blank=True)
     # Ground truth, when it comes back (feedback).
     actual_label = models.CharField(max_length=255, null=True, blank=True)
@@ -134,6 +151,8 @@ class Prediction(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["source", "-created_at"], name="prediction_source_time"),
+            # Exact lookups only: no varchar_pattern_ops twin (db_index=True would add one).
+            models.Index(fields=["request_id"], name="prediction_request"),
             models.Index(fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"),
             # The dashboards' rollups look for feedback that arrived since their last pass.
             models.Index(

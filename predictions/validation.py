@@ -105,11 +105,22 @@ def frame_missing_columns(frame: pd.DataFrame, profile: dict) -> list[str]:
     return [spec.name for spec in feature_specs(profile) if spec.name not in frame.columns]
 
 
-def frame_validate(frame: pd.DataFrame, profile: dict) -> pd.Series:
-    """Vectorised checks of a batch chunk (columns as read from CSV text).
+@dataclass(frozen=True)
+class FrameCheck:
+    problems: pd.Series  # per row: "" when valid, else every problem of the row
+    model_input: pd.DataFrame  # every row typed for the model (valid rows are the ones to score)
 
-    Returns a string Series aligned with `frame`: "" for a valid row, else every
-    problem of the row ("age: not a number 'abc'; plan: missing value").
+    @property
+    def valid(self) -> np.ndarray:
+        return (self.problems == "").to_numpy()
+
+
+def frame_validate(frame: pd.DataFrame, profile: dict) -> FrameCheck:
+    """Vectorised checks of a batch chunk (columns as read from CSV text), and the
+    chunk typed for the model from the same parse (numbers as float64, categories as
+    text with empty cells as None, as training reads them).
+
+    Problems read like "age: not a number 'abc'; plan: missing value".
     """
     problems = pd.Series("", index=frame.index, dtype=object)
 
@@ -121,6 +132,7 @@ def frame_validate(frame: pd.DataFrame, profile: dict) -> pd.Series:
         current = problems[mask]
         problems.loc[mask] = np.where(current == "", addition, current + "; " + addition)
 
+    typed = {}
     for spec in feature_specs(profile):
         raw = frame[spec.name]
         text = raw.astype("string").str.strip()
@@ -131,6 +143,12 @@ def frame_validate(frame: pd.DataFrame, profile: dict) -> pd.Series:
             numbers = pd.to_numeric(text, errors="coerce")
             not_number = (~missing) & numbers.isna().to_numpy()
             add(not_number, spec.name + ": not a number " + text.fillna("").str.slice(0, 40).map(repr))
-            non_finite = (~missing) & (~not_number) & ~np.isfinite(numbers.fillna(0).to_numpy(dtype=float))
+            values = numbers.to_numpy(dtype=float, na_value=np.nan)
+            non_finite = (~missing) & (~not_number) & np.isinf(values)
             add(non_finite, f"{spec.name}: non-finite number")
-    return problems
+            typed[spec.name] = values
+        else:
+            typed[spec.name] = pd.Series(
+                np.where(missing, None, raw.to_numpy(dtype=object)), index=frame.index, dtype=object
+            )
+    return FrameCheck(problems=problems, model_input=pd.DataFrame(typed, index=frame.index))

@@ -7,14 +7,17 @@ appended to the scored CSV (a .part file renamed at the end).
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -77,19 +80,55 @@ def _chunks(path: Path):
         raise BatchFileError(f"The file is not a valid CSV: {exc}") from exc
 
 
-def _scored_columns(chunk: pd.DataFrame, served, outputs, valid: np.ndarray, problems: pd.Series) -> pd.DataFrame:
-    out = chunk.copy()
-    prediction = pd.Series("", index=chunk.index, dtype=object)
-    if outputs is not None:
-        prediction[valid] = outputs.labels if outputs.labels is not None else outputs.values
-        if outputs.probabilities is not None:
-            for i, label in enumerate(outputs.classes):
-                column = pd.Series("", index=chunk.index, dtype=object)
-                column[valid] = np.round(outputs.probabilities[:, i], 6)
-                out[f"probability_{label}"] = column
-    out.insert(len(chunk.columns), "prediction", prediction)
-    out["error"] = problems
-    return out
+def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, problems: pd.Series) -> pa.Table:
+    """The chunk as uploaded, then the prediction, class probabilities and the row's error.
+
+    Same columns for every chunk, including one where no row was valid.
+    """
+    columns = {name: pa.array(chunk[name].to_numpy(dtype=object), type=pa.string()) for name in chunk.columns}
+    n = len(chunk)
+    if served.task == "classification":
+        classes = outputs.classes if outputs is not None else tuple(served.classes)
+        prediction = np.full(n, None, dtype=object)
+        probabilities = np.full((n, len(classes)), np.nan)
+        if outputs is not None:
+            prediction[valid] = outputs.labels
+            probabilities[valid] = np.round(outputs.probabilities, 6)
+        columns["prediction"] = pa.array(prediction, type=pa.string())
+        for i, label in enumerate(classes):
+            columns[f"probability_{label}"] = pa.array(probabilities[:, i], from_pandas=True)  # NaN: empty
+    else:
+        prediction = np.full(n, np.nan)
+        if outputs is not None:
+            prediction[valid] = outputs.values
+        columns["prediction"] = pa.array(prediction, from_pandas=True)
+    columns["error"] = pa.array(problems.to_numpy(dtype=object), type=pa.string())
+    return pa.table(columns)
+
+
+class _ScoredCsv:
+    """The scored CSV: the header by Python's csv module (Arrow quotes every column
+    name), the rows by Arrow's CSV writer (C++, ~6x pandas' to_csv here)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+        self.writer = None
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            with self.path.open("w", newline="", encoding="utf-8") as header:
+                csv.writer(header).writerow(table.column_names)
+            self.handle = self.path.open("ab")
+            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+            self.writer = pacsv.CSVWriter(self.handle, table.schema, write_options=options)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 @contextmanager
@@ -142,17 +181,19 @@ def batch_job_run(*, job_id: int) -> BatchJob:
         BatchJob.objects.filter(pk=job.pk).update(rows_total=rows_total, model_version=served.version)
         scored = rejected = 0
         outputs_seen: list = []
-        with _row_writer() as rows_write:
-            for index, chunk in enumerate(_chunks(Path(job.input_path))):
+        scored_csv = _ScoredCsv(partial)
+        with _row_writer() as rows_write, closing(scored_csv):
+            for chunk in _chunks(Path(job.input_path)):
                 missing = frame_missing_columns(chunk, served.profile)
                 if missing:
                     raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
-                problems = frame_validate(chunk, served.profile)
-                valid = (problems == "").to_numpy()
+                check = frame_validate(chunk, served.profile)
+                valid = check.valid
                 outputs = None
                 if valid.any():
-                    features = chunk.loc[valid, served.feature_names]
-                    outputs = served.predict_frame(features)
+                    # Typed by validation: the model and the inference log get numbers as numbers.
+                    features = check.model_input[valid]
+                    outputs = served.predict_model_input(features)
                     rows_write(
                         served=served,
                         features=features,
@@ -160,8 +201,8 @@ def batch_job_run(*, job_id: int) -> BatchJob:
                         context=RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk),
                     )
                     outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
-                _scored_columns(chunk, served, outputs, valid, problems).to_csv(
-                    partial, mode="w" if index == 0 else "a", header=index == 0, index=False
+                scored_csv.write(
+                    _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
                 )
                 scored += int(valid.sum())
                 rejected += int((~valid).sum())

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from models_registry.features import frame_for_model
 from models_registry.serving import ModelUnavailable
 
 from ..models import GoodFile, Prediction, ScheduledRun, Source
@@ -55,11 +56,11 @@ def _score_file(good_file: GoodFile, served, run: ScheduledRun, chunk_rows: int)
         missing = [name for name in served.feature_names if name not in chunk.columns]
         if missing or "row_number" not in chunk.columns:
             raise ValueError(f"{good_file.path} lacks column(s): {', '.join(missing or ['row_number'])}")
-        features = chunk[served.feature_names]
+        features = frame_for_model(chunk[served.feature_names], served.profile)
         written += prediction_rows_write(
             served=served,
             features=features,
-            outputs=served.predict_frame(features),
+            outputs=served.predict_model_input(features),
             context=context,
             row_numbers=chunk["row_number"].to_numpy(),
             skip_existing=True,

@@ -1,10 +1,12 @@
 import json
+import threading
 import time
 
 import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from models_registry import mlflow_access, serving
 from models_registry import services as registry_services
 from models_registry.demo_data import churn_frame
 from models_registry.training import model_train
@@ -176,6 +178,34 @@ def test_promotion_is_served_by_the_next_request(api, churn_model, tmp_path, sta
 
     assert answered["model_version"] == new_version.version
     assert Prediction.objects.get(pk=answered["predictions"][0]["id"]).model_version == new_version.version
+
+
+def test_a_promotion_made_elsewhere_is_loaded_off_the_request_path(api, churn_model, tmp_path, monkeypatch):
+    """Another process moved the alias: this one sees it at its next poll, loads the
+    new version in the background alias check, and only then switches to it."""
+    other = tmp_path / "churn-v3.csv"
+    churn_frame(n_rows=500, seed=12).to_csv(other, index=False)
+    new_version = model_train(csv=other, target="churned", name=churn_model.name).model_version
+    assert _post(api, {"features": CHURN_ROW}).json()["model_version"] == churn_model.version
+    loaded_in = []
+    real_load = serving.served_model_load
+
+    def recording_load(name, version):
+        loaded_in.append(threading.current_thread().name)
+        return real_load(name, version)
+
+    monkeypatch.setattr(serving, "served_model_load", recording_load)
+    mlflow_access.client().set_registered_model_alias(churn_model.name, "production", str(new_version.version))
+
+    answered = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not answered or answered[-1] != new_version.version):
+        answered.append(_post(api, {"features": CHURN_ROW}).json()["model_version"])
+        time.sleep(0.05)
+
+    assert answered[-1] == new_version.version
+    assert set(answered) == {churn_model.version, new_version.version}
+    assert loaded_in == [f"alias-refresh-{churn_model.name}@production"]
 
 
 def test_predictions_continue_when_the_registry_is_unreachable(api, churn_model, settings, client):

@@ -1,0 +1,33 @@
+"""Batch-chunk validation: problems named per row, and the chunk typed as training typed it."""
+
+import numpy as np
+import pandas as pd
+
+from predictions.validation import frame_validate
+
+PROFILE = {
+    "features": [
+        {"name": "age", "kind": "numeric", "dtype": "integer", "min": 18.0, "max": 90.0, "missing_share": 0.0},
+        {"name": "plan", "kind": "categorical", "categories": {"basic": 0.6, "premium": 0.4}, "missing_share": 0.1},
+    ]
+}
+
+
+def test_a_chunk_is_checked_and_typed_from_one_parse():
+    chunk = pd.DataFrame({"age": [" 40 ", "abc", "", "1e400", "51"], "plan": ["basic", "premium", "", "basic", " "]})
+
+    check = frame_validate(chunk, PROFILE)
+
+    assert check.problems.tolist() == [
+        "",
+        "age: not a number 'abc'",
+        "age: missing value",
+        "age: non-finite number",
+        "",
+    ]
+    assert check.valid.tolist() == [True, False, False, False, True]
+    assert check.model_input.columns.tolist() == ["age", "plan"]
+    assert check.model_input["age"].dtype == np.float64 and check.model_input["age"].iloc[0] == 40.0
+    # An empty category cell is missing (None), as training reads it, not an unseen "" category.
+    assert check.model_input["plan"].dtype == object
+    assert check.model_input["plan"].tolist() == ["basic", "premium", None, "basic", None]
