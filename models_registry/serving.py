@@ -28,7 +28,7 @@ from django.utils import timezone
 from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
-from .profile import FeatureSpec, feature_specs
+from .profile import NUMERIC, FeatureSpec, feature_specs
 from .row_scorer import MAX_ROWS as ROW_SCORER_MAX_ROWS
 from .row_scorer import RowScorer, row_scorer_build
 
@@ -91,6 +91,11 @@ class ServedModel:
     def specs(self) -> dict[str, FeatureSpec]:
         """Feature specs by name, computed once per loaded version (the request path reads them)."""
         return {spec.name: spec for spec in feature_specs(self.profile)}
+
+    @cached_property
+    def known_categories(self) -> dict[str, frozenset[str]]:
+        """Per categorical feature, the categories seen in training."""
+        return {spec.name: frozenset(spec.categories) for spec in self.specs.values() if spec.kind != NUMERIC}
 
     def predict_records(self, records: list[dict]) -> ModelOutputs:
         """Score validated rows given as dicts: the fast path for a few rows when the

@@ -35,11 +35,19 @@ class PredictApi(APIView):
             prediction = serializers.JSONField()
             probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True)
 
+        class WarningSerializer(serializers.Serializer):
+            row = serializers.IntegerField()
+            field = serializers.CharField()
+            problem = serializers.CharField()
+
         model_name = serializers.CharField()
         model_version = serializers.IntegerField()
         run_id = serializers.CharField()
         request_id = serializers.CharField()
         predictions = RowSerializer(many=True)
+        warnings = WarningSerializer(
+            many=True, help_text="Accepted input worth knowing about, e.g. a category unseen in training"
+        )
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -80,6 +88,7 @@ class PredictApi(APIView):
                     {"id": row.id, "prediction": row.prediction, "probabilities": row.probabilities}
                     for row in result.predictions
                 ],
+                "warnings": [warning.as_dict() for warning in result.warnings],
             }
         )
 

@@ -101,6 +101,20 @@ def records_validate(*, records, specs: dict[str, FeatureSpec], max_rows: int) -
     return cleaned
 
 
+def records_unseen_categories(records: list[dict], known: dict[str, frozenset[str]]) -> list[FieldError]:
+    """Categories the model never saw in training: accepted (the encoder treats them as
+    unknown), but worth telling the caller, since the answer rests on the other features."""
+    warnings = []
+    for index, record in enumerate(records):
+        for name, categories in known.items():
+            value = record[name]
+            if value is not None and value not in categories:
+                warnings.append(
+                    FieldError(index, name, f"category {value[:100]!r} was not seen in training; treated as unknown")
+                )
+    return warnings
+
+
 def frame_missing_columns(frame: pd.DataFrame, profile: dict) -> list[str]:
     return [spec.name for spec in feature_specs(profile) if spec.name not in frame.columns]
 

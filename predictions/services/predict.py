@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from models_registry.models import ModelVersion
 from models_registry.serving import ServedModel, loader
 
 from ..models import Prediction
-from ..validation import records_validate
+from ..validation import FieldError, records_unseen_categories, records_validate
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class PredictionResponse:
     run_id: str
     request_id: str
     predictions: list[RowPrediction]
+    warnings: list[FieldError]  # accepted, but worth knowing (a category unseen in training)
 
 
 def served_model_get(model_name: str | None = None) -> ServedModel:
@@ -53,6 +55,7 @@ def predictions_make(
     started = time.perf_counter()
     cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
     outputs = served.predict_records(cleaned)
+    warnings = records_unseen_categories(cleaned, served.known_categories)
     latency_ms = (time.perf_counter() - started) * 1000
     request_id = request_id or uuid.uuid4().hex
     labels = outputs.labels.tolist() if outputs.labels is not None else None
@@ -82,6 +85,7 @@ def predictions_make(
         model_version=served.version,
         run_id=served.run_id,
         request_id=request_id,
+        warnings=warnings,
         predictions=[
             RowPrediction(
                 id=row.pk,
@@ -91,6 +95,12 @@ def predictions_make(
             for i, row in enumerate(rows)
         ],
     )
+
+
+def _model_classes(name: str, version: int) -> list[str] | None:
+    """The classes the version was trained on (None when it was registered outside mlapp)."""
+    profile = ModelVersion.objects.filter(name=name, version=version).values_list("profile", flat=True).first()
+    return (profile or {}).get("classes")
 
 
 class FeedbackError(ValueError):
@@ -105,6 +115,12 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
     if prediction.predicted_label is not None:  # classification
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
+        classes = _model_classes(prediction.model_name, prediction.model_version)
+        if classes and str(actual) not in classes:
+            raise FeedbackError(
+                f"actual: {str(actual)[:100]!r} is not a class of {prediction.model_name} "
+                f"v{prediction.model_version} ({', '.join(classes)})"
+            )
         prediction.actual_label, prediction.actual_value = str(actual), None
     else:
         if isinstance(actual, bool) or not isinstance(actual, (int, float)) or not math.isfinite(actual):

@@ -53,6 +53,17 @@ def test_one_row_is_answered_and_stored(api, churn_model):
     assert stored.source == "api" and stored.run_id == churn_model.run_id and stored.features == CHURN_ROW
     assert stored.predicted_label == row["prediction"] and stored.latency_ms > 0
     assert stored.request_id == body["request_id"]
+    assert body["warnings"] == []
+
+
+def test_a_category_unseen_in_training_is_scored_with_a_warning(api, churn_model):
+    response = _post(api, {"rows": [CHURN_ROW, {**CHURN_ROW, "region": "atlantis"}]})
+
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [
+        {"row": 1, "field": "region", "problem": "category 'atlantis' was not seen in training; treated as unknown"}
+    ]
+    assert Prediction.objects.count() == 2
 
 
 def test_many_rows_for_a_regression_model(api, housing_model):
@@ -254,10 +265,17 @@ def test_feedback_is_stored_beside_the_prediction(api, churn_model):
     ok = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "yes"}, format="json")
     wrong = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": 3.5}, format="json")
     missing = api.post("/api/v1/predictions/999999/feedback/", {"actual": "yes"}, format="json")
+    unknown_class = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "maybe"}, format="json")
 
     assert ok.status_code == 200 and ok.json()["actual_label"] == "yes" and ok.json()["feedback_at"]
     assert wrong.status_code == 400 and "class label" in wrong.json()["detail"]
     assert missing.status_code == 404
+    assert unknown_class.status_code == 400
+    assert (
+        unknown_class.json()["detail"]
+        == f"actual: 'maybe' is not a class of {churn_model.name} v{churn_model.version} (no, yes)"
+    )
+    assert Prediction.objects.get(pk=prediction_id).actual_label == "yes"  # the refused outcome changed nothing
 
 
 def test_anonymous_requests_get_401_and_tokens_work(churn_model, plain_user, capsys):
