@@ -141,6 +141,9 @@ def row_scorer_build(pipeline, profile: dict) -> RowScorer | None:
     except NotCompilable as exc:
         logger.info("Fast row scoring off for this model: %s", exc)
         return None
+    except Exception:  # private scikit-learn attributes moved (an upgrade): serve through scikit-learn
+        logger.warning("Fast row scoring off for this model: cannot read the fitted pipeline", exc_info=True)
+        return None
     mismatch = _disagreement(scorer, pipeline, profile)
     if mismatch:
         logger.warning("Fast row scoring off for this model: it disagrees with scikit-learn (%s)", mismatch)

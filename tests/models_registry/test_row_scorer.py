@@ -120,6 +120,14 @@ def test_a_scorer_that_disagrees_is_not_used(monkeypatch):
     assert row_scorer_build(pipeline, profile) is None
 
 
+def test_a_pipeline_whose_internals_moved_stays_on_scikit_learn(monkeypatch):
+    """The tree reader uses private scikit-learn attributes; an upgrade that moves them
+    must turn the fast path off, not break loading the model."""
+    pipeline, profile, _ = _fitted(churn_frame(n_rows=300, seed=9), "churned")
+    monkeypatch.delattr(pipeline[-1], "_predictors")
+    assert row_scorer_build(pipeline, profile) is None
+
+
 @pytest.mark.parametrize(("n_rows", "fast_path"), [(1, True), (64, True), (65, False)])
 def test_served_model_answers_the_same_on_both_paths(n_rows, fast_path, monkeypatch):
     pipeline, profile, features = _fitted(churn_frame(n_rows=400, seed=8), "churned")
