@@ -1,4 +1,5 @@
 import json
+import re
 import threading
 import time
 
@@ -294,6 +295,18 @@ def test_anonymous_requests_get_401_and_tokens_work(churn_model, plain_user, cap
 def test_openapi_schema_documents_predict(api):
     schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     assert "/api/v1/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
+
+
+def test_the_docs_page_loads_nothing_from_the_internet(api, client):
+    """Swagger UI comes from the installed sidecar package: the platform runs offline."""
+    page = api.get("/api/v1/docs/").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r'"(/static/[^"]+)"', page)
+
+    assert any("swagger-ui" in asset for asset in assets)
+    assert not [asset for asset in assets if asset.startswith(("http:", "https:", "//"))]
+    for asset in {a for a in assets if a.startswith("/static/")}:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
 
 
 def test_feedback_for_a_regression_model(api, housing_model):
