@@ -23,6 +23,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from . import mlflow_access
@@ -221,19 +222,24 @@ class ModelLoader:
         self._aliases[key] = _AliasState(version=version, checked_at=time.monotonic())
         return version
 
-    def _alias_refresh_in_background(self, key: tuple[str, str]) -> None:
+    def _alias_refresh_in_background(self, key: tuple[str, str]) -> threading.Thread | None:
         with self._lock:
             if key in self._refreshing:
-                return
+                return None
             self._refreshing.add(key)
 
         def refresh():
             try:
                 self._alias_refresh(key, preload=True)
+            except ModelUnavailable as exc:  # forgotten meanwhile (invalidate) and unreachable: the next request asks
+                logger.warning("Background alias check: %s", exc)
             finally:
                 self._refreshing.discard(key)
+                connections.close_all()  # this thread's own database connections (loading reads our tables)
 
-        threading.Thread(target=refresh, name=f"alias-refresh-{key[0]}@{key[1]}", daemon=True).start()
+        thread = threading.Thread(target=refresh, name=f"alias-refresh-{key[0]}@{key[1]}", daemon=True)
+        thread.start()
+        return thread
 
     def get(self, name: str | None = None, alias: str = mlflow_access.PRODUCTION) -> ServedModel:
         name = name or settings.MLAPP_MODEL_NAME

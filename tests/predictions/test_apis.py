@@ -242,6 +242,28 @@ def test_predictions_continue_when_the_registry_is_unreachable(api, churn_model,
     assert Prediction.objects.count() == 3
 
 
+def test_a_background_alias_check_never_raises_and_closes_its_connections(churn_model, settings, monkeypatch):
+    """The alias was forgotten (a promotion in this process) while the registry is down:
+    the background check logs it, raises nothing, and leaves no database connection open."""
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    closed_in = []
+    monkeypatch.setattr(serving.connections, "close_all", lambda: closed_in.append(threading.get_ident()))
+    settings.MLFLOW_TRACKING_URI = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    loader = serving.loader()
+    key = (churn_model.name, "production")
+    loader.invalidate(churn_model.name)
+    deadline = time.monotonic() + 60
+    while key in loader._refreshing and time.monotonic() < deadline:  # an earlier test's check still running
+        time.sleep(0.05)
+
+    thread = loader._alias_refresh_in_background(key)
+    thread.join(timeout=60)
+
+    assert not thread.is_alive() and thread_errors == []
+    assert thread.ident in closed_in
+
+
 def test_health_is_ok_with_a_served_model(client, churn_model):
     body = client.get("/api/v1/health/").json()
     assert body["status"] == "ok" and body["model"]["served"] == f"{churn_model.name} v{churn_model.version}"
