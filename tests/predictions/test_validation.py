@@ -31,3 +31,16 @@ def test_a_chunk_is_checked_and_typed_from_one_parse():
     # An empty category cell is missing (None), as training reads it, not an unseen "" category.
     assert check.model_input["plan"].dtype == object
     assert check.model_input["plan"].tolist() == ["basic", "premium", None, "basic", None]
+
+
+def test_a_column_of_clean_numbers_gets_the_same_verdicts():
+    """Arrow parses a column it fully accepts; pandas re-parses one with a bad value: same results."""
+    clean = pd.DataFrame({"age": [" 40 ", "1e400", "", "+5", ".5"], "plan": ["basic"] * 5})
+    with_bad_value = pd.concat([clean, pd.DataFrame({"age": ["abc"], "plan": ["basic"]})], ignore_index=True)
+
+    fast, slow = frame_validate(clean, PROFILE), frame_validate(with_bad_value, PROFILE)
+
+    assert fast.problems.tolist() == ["", "age: non-finite number", "age: missing value", "", ""]
+    assert slow.problems.tolist()[:5] == fast.problems.tolist()
+    np.testing.assert_array_equal(fast.model_input["age"], slow.model_input["age"].iloc[:5])
+    assert fast.model_input["age"].tolist()[3:] == [5.0, 0.5]
