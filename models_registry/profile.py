@@ -170,8 +170,9 @@ class FeatureSpec:
     dtype: str | None
     minimum: float | None
     maximum: float | None
-    categories: tuple[str, ...]
+    categories: tuple[str, ...]  # most frequent first
     missing_share: float
+    median: float | None = None
 
 
 def feature_specs(profile: dict) -> list[FeatureSpec]:
@@ -184,6 +185,7 @@ def feature_specs(profile: dict) -> list[FeatureSpec]:
             maximum=f.get("max"),
             categories=tuple(f.get("categories", {}).keys()),
             missing_share=f.get("missing_share", 0.0),
+            median=(f.get("quantiles") or {}).get("0.5"),
         )
         for f in profile["features"]
     ]

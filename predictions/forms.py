@@ -12,8 +12,16 @@ def _number_hint(spec) -> str:
     return f"training range {spec.minimum:g} – {spec.maximum:g}"
 
 
+def _typical_number(spec):
+    """The training median, so the form starts on a realistic row."""
+    if spec.median is None:
+        return None
+    return round(spec.median) if spec.dtype == "integer" else round(spec.median, 4)
+
+
 class PredictForm(forms.Form):
-    """One field per feature of the model: numbers with their training range, categories as selects."""
+    """One field per feature of the model: numbers with their training range, categories as
+    selects; each starts at its training median or most frequent category."""
 
     def __init__(self, *args, specs: dict, **kwargs):
         super().__init__(*args, **kwargs)
@@ -23,6 +31,7 @@ class PredictForm(forms.Form):
                 step = "1" if spec.dtype == "integer" else "any"
                 self.fields[name] = forms.FloatField(
                     required=required,
+                    initial=_typical_number(spec),
                     help_text=_number_hint(spec),
                     widget=forms.NumberInput(attrs={"step": step, "placeholder": _number_hint(spec)}),
                 )
@@ -30,7 +39,8 @@ class PredictForm(forms.Form):
                 choices = [(c, c) for c in sorted(spec.categories)]
                 if not required:
                     choices.insert(0, ("", "(missing)"))
-                self.fields[name] = forms.ChoiceField(choices=choices, required=required)
+                initial = spec.categories[0] if spec.categories else None  # the most frequent in training
+                self.fields[name] = forms.ChoiceField(choices=choices, required=required, initial=initial)
 
     def record(self) -> dict:
         """The validated row, as the API would receive it (blank optional fields are null)."""

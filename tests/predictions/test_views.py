@@ -26,6 +26,16 @@ def test_form_is_generated_from_the_profile(user_client, churn_model):
     assert "training range" in page and f"v{churn_model.version}" in page
 
 
+def test_form_starts_on_a_typical_row_from_the_profile(user_client, churn_model):
+    features = {f["name"]: f for f in churn_model.profile["features"]}
+    page = user_client.get("/predictions/predict/").content.decode()
+
+    age_median = round(features["age"]["quantiles"]["0.5"])
+    assert f'name="age" value="{age_median}"' in page
+    most_frequent_contract = next(iter(features["contract"]["categories"]))
+    assert f'<option value="{most_frequent_contract}" selected>' in page
+
+
 def test_form_for_another_model_without_code_changes(user_client, housing_model):
     page = user_client.get("/predictions/predict/").content.decode()
     assert 'name="area_m2"' in page and '<option value="heat-pump"' in page and "contract" not in page
