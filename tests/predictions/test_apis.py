@@ -319,6 +319,13 @@ def test_openapi_schema_documents_predict(api):
     assert "/api/v1/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
 
 
+def test_the_openapi_schema_generates_without_warnings(tmp_path):
+    """A warning there means a wrong schema (e.g. two views' OutputSerializers merged into one component)."""
+    call_command("spectacular", "--file", str(tmp_path / "schema.yml"), "--validate", "--fail-on-warn")
+    schema = (tmp_path / "schema.yml").read_text()
+    assert "PredictOutputRow:" in schema and "PredictionFeedbackInput:" in schema
+
+
 def test_the_docs_page_loads_nothing_from_the_internet(api, client):
     """Swagger UI comes from the installed sidecar package: the platform runs offline."""
     page = api.get("/api/v1/docs/").content.decode()
