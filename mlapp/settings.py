@@ -175,6 +175,7 @@ WHITENOISE_USE_FINDERS = True
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "mlapp.api_errors.api_exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from models_registry import mlflow_access, serving
@@ -262,6 +263,19 @@ def test_a_background_alias_check_never_raises_and_closes_its_connections(churn_
 
     assert not thread.is_alive() and thread_errors == []
     assert thread.ident in closed_in
+
+
+def test_a_database_outage_while_storing_is_a_503_and_stores_nothing(api, churn_model, monkeypatch):
+    def lost_connection(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Prediction.objects, "bulk_create", lost_connection)
+    response = _post(api, {"features": CHURN_ROW})
+    monkeypatch.undo()
+
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json() == {"detail": "The database is unavailable: nothing was stored. Retry later."}
+    assert Prediction.objects.count() == 0
 
 
 def test_health_is_ok_with_a_served_model(client, churn_model):
