@@ -74,6 +74,25 @@ def _render(traces: list, *, height: int = 320, title: str | None = None, **layo
     return fig.to_html(full_html=False, include_plotlyjs=False, config=CONFIG)
 
 
+SINGLE_POINT_SPAN = np.timedelta64(1, "h")
+
+
+def _x_range_around_one_time(x: np.ndarray) -> list | None:
+    """With one distinct time, plotly zooms to milliseconds: show an hour either side instead."""
+    distinct = np.unique(x[~np.isnat(x)]) if len(x) else x
+    if len(distinct) != 1:
+        return None
+    return [distinct[0] - SINGLE_POINT_SPAN, distinct[0] + SINGLE_POINT_SPAN]
+
+
+def _threshold_xy(x: np.ndarray, y: np.ndarray) -> dict:
+    """A threshold's line; at a single time it spans the padded axis (else it would not show)."""
+    span = _x_range_around_one_time(x)
+    if span is None:
+        return {"x": x, "y": y}
+    return {"x": np.array(span, dtype="datetime64[us]"), "y": np.repeat(y[:1], 2)}
+
+
 def _two_rows(split: float = 0.45) -> dict:
     """Layout of two stacked plots sharing the x axis: traces with yaxis="y" on top, "y2" below."""
     return {
@@ -229,8 +248,7 @@ def feature_history(history: list[dict], *, title: str | None = None) -> str:
         go.Scatter(x=x, y=effect, mode="lines+markers", name=effect_name, line={"color": ACCENT}, yaxis="y"),
         _drifted_markers(x, effect, drifted, yaxis="y", size=8),
         go.Scatter(
-            x=x,
-            y=_num(h["effect_threshold"] for h in history),
+            **_threshold_xy(x, _num(h["effect_threshold"] for h in history)),
             mode="lines",
             name="effect threshold",
             line={"color": BAD, "dash": "dash", "width": 1.5},
@@ -248,8 +266,7 @@ def feature_history(history: list[dict], *, title: str | None = None) -> str:
         ),
         _drifted_markers(x, shown_p, drifted, yaxis="y2", size=7),
         go.Scatter(
-            x=x,
-            y=_num(h["p_threshold"] for h in history),
+            **_threshold_xy(x, _num(h["p_threshold"] for h in history)),
             mode="lines",
             name="p-value threshold",
             line={"color": BAD, "dash": "dot", "width": 1.5},
@@ -257,6 +274,8 @@ def feature_history(history: list[dict], *, title: str | None = None) -> str:
         ),
     ]
     layout = _two_rows(0.4)
+    if (span := _x_range_around_one_time(x)) is not None:
+        layout["xaxis"]["range"] = span
     layout["yaxis"].update(title={"text": effect_name}, rangemode="tozero")
     layout["yaxis2"].update(
         title={"text": "p-value"},
@@ -297,8 +316,7 @@ def drift_overview_history(history: list[dict], share_history: list[dict], *, ti
         usual = max(set(thresholds), key=thresholds.count)
         traces.append(
             go.Scatter(
-                x=_time([history[0]["created_at"], history[-1]["created_at"]]),
-                y=_num([usual, usual]),
+                **_threshold_xy(_time([history[0]["created_at"], history[-1]["created_at"]]), _num([usual, usual])),
                 mode="lines",
                 name="effect threshold",
                 line={"color": BAD, "dash": "dash", "width": 1.5},
@@ -314,8 +332,7 @@ def drift_overview_history(history: list[dict], share_history: list[dict], *, ti
         ),
         _drifted_markers(x, share, dataset_drift, yaxis="y2", size=8),
         go.Scatter(
-            x=x,
-            y=_num(p["drift_share_threshold"] for p in share_history),
+            **_threshold_xy(x, _num(p["drift_share_threshold"] for p in share_history)),
             mode="lines",
             name="dataset drift threshold",
             line={"color": BAD, "dash": "dot", "width": 1.5},
@@ -323,6 +340,8 @@ def drift_overview_history(history: list[dict], share_history: list[dict], *, ti
         ),
     ]
     layout = _two_rows(0.32)
+    if (span := _x_range_around_one_time(x)) is not None:
+        layout["xaxis"]["range"] = span
     layout["yaxis"].update(title={"text": "effect size"}, rangemode="tozero")
     layout["yaxis2"].update(title={"text": "drifted share"}, tickformat=".0%", range=[0, 1.05])
     return _render(traces, height=480, title=title, hovermode="closest", **layout)

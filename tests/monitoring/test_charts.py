@@ -1,0 +1,54 @@
+"""Chart builders: figures that read well at the edges (a first report)."""
+
+import json
+import re
+from datetime import UTC, datetime
+
+from monitoring import charts
+
+
+def _figure(html: str) -> dict:
+    """The figure plotly.js is given: Plotly.newPlot(id, data, layout, config)."""
+    args = re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*\]),\s*(\{.*\}),\s*\{", html, re.S)
+    return {"data": json.loads(args.group(1)), "layout": json.loads(args.group(2))}
+
+
+def test_a_single_report_gets_an_hour_either_side_and_visible_thresholds():
+    at = datetime(2026, 12, 1, 5, 54, 31, tzinfo=UTC)
+    history = [
+        {
+            "created_at": at,
+            "drifted": False,
+            "effect_size": 0.014,
+            "effect_name": "wasserstein_norm",
+            "effect_threshold": 0.1,
+            "p_value": 0.99,
+            "p_threshold": 0.05,
+        }
+    ]
+
+    figure = _figure(charts.feature_history(history))
+
+    assert figure["layout"]["xaxis"]["range"] == ["2026-12-01T04:54:31", "2026-12-01T06:54:31"]
+    thresholds = [t for t in figure["data"] if t["name"] in ("effect threshold", "p-value threshold")]
+    assert [len(t["x"]) for t in thresholds] == [2, 2]
+
+
+def test_several_reports_keep_plotly_autorange():
+    history = [
+        {
+            "created_at": datetime(2026, 12, 1, hour, tzinfo=UTC),
+            "drifted": hour == 7,
+            "effect_size": 0.05 * hour,
+            "effect_name": "psi",
+            "effect_threshold": 0.2,
+            "p_value": None,
+            "p_threshold": None,
+        }
+        for hour in (5, 6, 7)
+    ]
+
+    figure = _figure(charts.feature_history(history))
+
+    assert "range" not in figure["layout"]["xaxis"]
+    assert len(next(t for t in figure["data"] if t["name"] == "effect threshold")["x"]) == 3
