@@ -298,7 +298,13 @@ def drift_overview_history(history: list[dict], share_history: list[dict], *, ti
         name = "predictions" if feature == PREDICTION else feature
         traces += [
             go.Scatter(
-                x=x, y=y, mode="lines", name=name, legendgroup=name, line={"color": _color(i), "width": 1.5}, yaxis="y"
+                x=x,
+                y=y,
+                mode="lines" if len(x) > 1 else "markers",  # a lone point drawn as a line does not show
+                name=name,
+                legendgroup=name,
+                line={"color": _color(i), "width": 1.5},
+                yaxis="y",
             ),
             go.Scatter(
                 x=x[drifted],

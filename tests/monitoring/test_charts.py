@@ -52,3 +52,18 @@ def test_several_reports_keep_plotly_autorange():
 
     assert "range" not in figure["layout"]["xaxis"]
     assert len(next(t for t in figure["data"] if t["name"] == "effect threshold")["x"]) == 3
+
+
+def test_a_first_report_shows_each_feature_as_a_point_on_the_overview():
+    at = datetime(2026, 12, 1, 5, 54, tzinfo=UTC)
+    history = [
+        {"created_at": at, "feature": name, "effect_size": 0.02, "drifted": False, "effect_threshold": 0.1}
+        for name in ("age", "region")
+    ]
+    shares = [{"created_at": at, "drifted_share": 0.0, "dataset_drift": False, "drift_share_threshold": 0.5}]
+
+    figure = _figure(charts.drift_overview_history(history, shares))
+
+    features = [t for t in figure["data"] if t["name"] in ("age", "region")]
+    assert [t["mode"] for t in features] == ["markers", "markers"]
+    assert figure["layout"]["xaxis"]["range"] == ["2026-12-01T04:54:00", "2026-12-01T06:54:00"]
