@@ -175,6 +175,14 @@ class FeatureSpec:
     median: float | None = None
 
 
+def categories_by_share(feature: dict) -> list[tuple[str, float]]:
+    """A categorical feature's categories, most frequent first (ties by name).
+
+    Sorted on read: a profile stored in PostgreSQL's jsonb does not keep key order.
+    """
+    return sorted(feature.get("categories", {}).items(), key=lambda item: (-item[1], item[0]))
+
+
 def feature_specs(profile: dict) -> list[FeatureSpec]:
     return [
         FeatureSpec(
@@ -183,7 +191,7 @@ def feature_specs(profile: dict) -> list[FeatureSpec]:
             dtype=f.get("dtype"),
             minimum=f.get("min"),
             maximum=f.get("max"),
-            categories=tuple(f.get("categories", {}).keys()),
+            categories=tuple(category for category, _ in categories_by_share(f)),
             missing_share=f.get("missing_share", 0.0),
             median=(f.get("quantiles") or {}).get("0.5"),
         )

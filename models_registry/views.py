@@ -10,6 +10,7 @@ from . import mlflow_access, selectors, services
 from .forms import AliasMoveForm, TrainingForm
 from .models import TrainingJob
 from .permissions import staff_required
+from .profile import categories_by_share
 from .training import TrainingInputError, training_data_prepare
 
 
@@ -52,6 +53,7 @@ def version_detail(request, name, version):
         {
             "nav": "models",
             "mv": record,
+            "features": [{**f, "categories": dict(categories_by_share(f))} for f in record.profile["features"]],
             "aliases": [a for a, v in selectors.model_aliases(name).items() if v == version],
             "run_url": mlflow_access.run_url(record.run_id),
             "mlflow_version_url": mlflow_access.model_url(name, version),

@@ -93,6 +93,12 @@ def test_registry_pages_show_versions_aliases_and_profile(two_versions, staff_cl
     assert "Promote to production" in body and "Roll back" in body
     page = version.content.decode()
     assert "monthly_charges" in page and "month-to-month" in page and v2.test_data_sha256 in page
+    # Categories most frequent first, whatever order the stored (jsonb) profile keeps.
+    shares = next(f for f in v2.profile["features"] if f["name"] == "contract")["categories"]
+    by_share = sorted(shares, key=shares.get, reverse=True)
+    assert [page.index(f"{category} <span") for category in by_share] == sorted(
+        page.index(f"{category} <span") for category in by_share
+    )
 
 
 def test_promote_and_rollback_from_the_web_page(two_versions, staff_client):
