@@ -116,8 +116,12 @@ def _drifted_markers(x: np.ndarray, y: np.ndarray, drifted: np.ndarray, *, yaxis
     )
 
 
-def predictions_volume(points: list[dict], *, title: str | None = None, height: int = 320) -> str:
-    """Stacked bars: predictions per bucket, one colour per model version."""
+def predictions_volume(points: list[dict], *, window=None, title: str | None = None, height: int = 320) -> str:
+    """Stacked bars: predictions per bucket, one colour per model version.
+
+    `window` (since, until): the time axis spans it, so a few buckets of data still
+    read as "in the last 48 hours" instead of one bar zoomed to fill the chart.
+    """
     traces = []
     for i, version in enumerate(sorted({p["model_version"] for p in points})):
         mine = [p for p in points if p["model_version"] == version]
@@ -129,8 +133,15 @@ def predictions_volume(points: list[dict], *, title: str | None = None, height: 
                 marker_color=_color(i),
             )
         )
+    xaxis = {"range": list(_time(window))} if window and None not in window else {}
     return _render(
-        traces, height=height, title=title, barmode="stack", yaxis={"title": {"text": "predictions"}}, showlegend=True
+        traces,
+        height=height,
+        title=title,
+        barmode="stack",
+        xaxis=xaxis,
+        yaxis={"title": {"text": "predictions"}},
+        showlegend=True,
     )
 
 

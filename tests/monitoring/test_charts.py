@@ -67,3 +67,12 @@ def test_a_first_report_shows_each_feature_as_a_point_on_the_overview():
     features = [t for t in figure["data"] if t["name"] in ("age", "region")]
     assert [t["mode"] for t in features] == ["markers", "markers"]
     assert figure["layout"]["xaxis"]["range"] == ["2026-12-01T04:54:00", "2026-12-01T06:54:00"]
+
+
+def test_prediction_volume_spans_the_window_asked_for():
+    since, until = datetime(2026, 11, 29, 6, tzinfo=UTC), datetime(2026, 12, 1, 6, tzinfo=UTC)
+    points = [{"time": datetime(2026, 12, 1, 5, tzinfo=UTC), "model_version": 1, "n": 6000}]
+
+    figure = _figure(charts.predictions_volume(points, window=(since, until)))
+
+    assert figure["layout"]["xaxis"]["range"] == ["2026-11-29T06:00:00", "2026-12-01T06:00:00"]
