@@ -116,11 +116,16 @@ def _drifted_markers(x: np.ndarray, y: np.ndarray, drifted: np.ndarray, *, yaxis
     )
 
 
-def predictions_volume(points: list[dict], *, window=None, title: str | None = None, height: int = 320) -> str:
-    """Stacked bars: predictions per bucket, one colour per model version.
+BUCKET_MILLISECONDS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 
-    `window` (since, until): the time axis spans it, so a few buckets of data still
-    read as "in the last 48 hours" instead of one bar zoomed to fill the chart.
+
+def predictions_volume(
+    points: list[dict], *, bucket: str, window=None, title: str | None = None, height: int = 320
+) -> str:
+    """Stacked bars: predictions per bucket ("minute", "hour", "day"), one colour per model version.
+
+    Each bar spans its bucket; `window` (since, until) sets the time axis, so a few
+    buckets of data still read as "in the last 48 hours" instead of one bar zoomed to fill the chart.
     """
     traces = []
     for i, version in enumerate(sorted({p["model_version"] for p in points})):
@@ -131,6 +136,8 @@ def predictions_volume(points: list[dict], *, window=None, title: str | None = N
                 y=_num(p["n"] for p in mine),
                 name=f"v{version}",
                 marker_color=_color(i),
+                xperiod=BUCKET_MILLISECONDS[bucket],
+                xperiodalignment="start",
             )
         )
     xaxis = {"range": list(_time(window))} if window and None not in window else {}

@@ -55,7 +55,9 @@ def overview(request):
             "drift_every": settings.MLAPP_DRIFT_EVERY_MINUTES,
             "predictions_48h": sum(p["n"] for p in points),
             "rollups_position": series["rollups_position"],
-            "volume_chart": charts.predictions_volume(points, window=(series["since"], series["until"]))
+            "volume_chart": charts.predictions_volume(
+                points, bucket=series["granularity"], window=(series["since"], series["until"])
+            )
             if points
             else None,
         },
@@ -167,7 +169,9 @@ def prediction_series(request):
             "task": task,
             "versions": selectors.model_versions_seen(model_name=model_name),
             "total": sum(p["n"] for p in points),
-            "volume_chart": charts.predictions_volume(points, window=(series["since"], series["until"]))
+            "volume_chart": charts.predictions_volume(
+                points, bucket=series["granularity"], window=(series["since"], series["until"])
+            )
             if points
             else None,
             "distribution_chart": charts.predictions_distribution(points, task=task) if points else None,

@@ -73,6 +73,7 @@ def test_prediction_volume_spans_the_window_asked_for():
     since, until = datetime(2026, 11, 29, 6, tzinfo=UTC), datetime(2026, 12, 1, 6, tzinfo=UTC)
     points = [{"time": datetime(2026, 12, 1, 5, tzinfo=UTC), "model_version": 1, "n": 6000}]
 
-    figure = _figure(charts.predictions_volume(points, window=(since, until)))
+    figure = _figure(charts.predictions_volume(points, bucket="hour", window=(since, until)))
 
     assert figure["layout"]["xaxis"]["range"] == ["2026-11-29T06:00:00", "2026-12-01T06:00:00"]
+    assert figure["data"][0]["xperiod"] == 3_600_000  # the bar spans its hour
