@@ -136,8 +136,10 @@ def predictions_volume(
                 y=_num(p["n"] for p in mine),
                 name=f"v{version}",
                 marker_color=_color(i),
-                xperiod=BUCKET_MILLISECONDS[bucket],
-                xperiodalignment="start",
+                # From the bucket's start, its width in ms: plotly's automatic width comes
+                # from the spacing between bars, which a lone bar does not have.
+                width=BUCKET_MILLISECONDS[bucket] * 0.9,
+                offset=0,
             )
         )
     xaxis = {"range": list(_time(window))} if window and None not in window else {}

@@ -76,4 +76,4 @@ def test_prediction_volume_spans_the_window_asked_for():
     figure = _figure(charts.predictions_volume(points, bucket="hour", window=(since, until)))
 
     assert figure["layout"]["xaxis"]["range"] == ["2026-11-29T06:00:00", "2026-12-01T06:00:00"]
-    assert figure["data"][0]["xperiod"] == 3_600_000  # the bar spans its hour
+    assert figure["data"][0]["width"] == 0.9 * 3_600_000 and figure["data"][0]["offset"] == 0  # the bar spans its hour
