@@ -142,7 +142,13 @@ def predictions_volume(
                 offset=0,
             )
         )
-    xaxis = {"range": list(_time(window))} if window and None not in window else {}
+    xaxis = {}
+    if window and None not in window:
+        start, end = _time(window)
+        if points:  # the running bucket is shown whole, not cut at "now"
+            last = _time([max(p["time"] for p in points)])[0]
+            end = max(end, last + np.timedelta64(BUCKET_MILLISECONDS[bucket], "ms"))
+        xaxis = {"range": [start, end]}
     return _render(
         traces,
         height=height,

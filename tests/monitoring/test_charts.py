@@ -76,4 +76,8 @@ def test_prediction_volume_spans_the_window_asked_for():
     figure = _figure(charts.predictions_volume(points, bucket="hour", window=(since, until)))
 
     assert figure["layout"]["xaxis"]["range"] == ["2026-11-29T06:00:00", "2026-12-01T06:00:00"]
+
+    running_hour = [{"time": datetime(2026, 12, 1, 6, tzinfo=UTC), "model_version": 1, "n": 10}]
+    later = _figure(charts.predictions_volume(running_hour, bucket="hour", window=(since, until)))
+    assert later["layout"]["xaxis"]["range"][1] == "2026-12-01T07:00:00"  # the running hour is shown whole
     assert figure["data"][0]["width"] == 0.9 * 3_600_000 and figure["data"][0]["offset"] == 0  # the bar spans its hour
