@@ -10,6 +10,7 @@ transactional tests flush Django's tables between tests.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -111,6 +112,16 @@ def _ensure_served(fields: dict):
     mlflow_access.client().set_registered_model_alias(record.name, mlflow_access.PRODUCTION, str(record.version))
     loader().invalidate(record.name)
     return record
+
+
+@pytest.fixture(autouse=True)
+def _background_alias_checks_end_with_their_test():
+    """The loader checks aliases on daemon threads; one that outlived its test would
+    run against the next test's settings and database (and log into closed streams)."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name.startswith("alias-refresh-"):
+            thread.join(timeout=60)
 
 
 @pytest.fixture
