@@ -176,6 +176,11 @@ WHITENOISE_USE_FINDERS = True
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlapp.api_errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "mlapp.api_parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

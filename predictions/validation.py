@@ -64,9 +64,27 @@ def _value_check(spec: FeatureSpec, value) -> tuple[object, str | None]:
         return number, None
     if isinstance(value, bool):
         return str(value), None
-    if isinstance(value, (str, int)):
+    if isinstance(value, int):
         return str(value), None
+    if isinstance(value, str):
+        return value, _text_problem(value)
     return None, f"wrong type: expected a category (text), got {type(value).__name__}"
+
+
+def _printable(text: str) -> str:
+    """Caller's text as it can be echoed in a JSON answer (lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _text_problem(value: str) -> str | None:
+    """Text the inference log cannot store (PostgreSQL's jsonb refuses both)."""
+    if "\x00" in value:
+        return "text contains a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (a lone surrogate such as \\ud800)"
+    return None
 
 
 def records_validate(*, records, specs: dict[str, FeatureSpec], max_rows: int) -> list[dict]:
@@ -88,7 +106,7 @@ def records_validate(*, records, specs: dict[str, FeatureSpec], max_rows: int) -
             continue
         row: dict = {}
         for field in record.keys() - specs.keys():
-            errors.append(FieldError(index, str(field), "unknown feature"))
+            errors.append(FieldError(index, _printable(str(field)[:200]), "unknown feature"))
         for name, spec in specs.items():
             if name not in record:
                 errors.append(FieldError(index, name, "missing feature"))
@@ -165,6 +183,8 @@ def frame_validate(frame: pd.DataFrame, profile: dict) -> FrameCheck:
             add(non_finite, f"{spec.name}: non-finite number")
             typed[spec.name] = values
         else:
+            nul = (~missing) & text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+            add(nul, f"{spec.name}: text contains a NUL character (\\u0000)")
             typed[spec.name] = pd.Series(
                 np.where(missing, None, raw.to_numpy(dtype=object)), index=frame.index, dtype=object
             )

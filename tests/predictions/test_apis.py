@@ -124,6 +124,15 @@ def test_no_model_in_production_answers_503(api, mlflow_store, settings, unique_
             {"features": {**CHURN_ROW, "age": None}},
             {"row": 0, "field": "age", "problem": "missing value (null): this feature was never missing in training"},
         ),
+        (
+            {"features": {**CHURN_ROW, "region": "no\x00rth"}},
+            {"row": 0, "field": "region", "problem": "text contains a NUL character (\\u0000)"},
+        ),
+        (
+            {"features": {**CHURN_ROW, "region": "\ud800"}},
+            {"row": 0, "field": "region", "problem": "text is not valid Unicode (a lone surrogate such as \\ud800)"},
+        ),
+        ({"features": {**CHURN_ROW, "\ud800": 1}}, {"row": 0, "field": "\\ud800", "problem": "unknown feature"}),
         ({"rows": []}, {"row": None, "field": None, "problem": "empty batch: send at least one row"}),
         ({"rows": "all of them"}, {"row": None, "field": None, "problem": "expected a list of rows (objects)"}),
         ({"rows": [CHURN_ROW, 7]}, {"row": 1, "field": None, "problem": "expected an object of feature values"}),
@@ -162,6 +171,14 @@ def test_a_number_beyond_float_range_is_refused(api, churn_model):
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert (error["row"], error["field"]) == (0, "age") and error["problem"].startswith("non-finite number")
+    assert Prediction.objects.count() == 0
+
+
+def test_json_nested_past_the_recursion_limit_is_a_400(api, churn_model):
+    response = _post(api, '{"rows": ' + "[" * 5000, raw=True)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["problem"] == "malformed JSON: JSON parse error - nested too deeply"
     assert Prediction.objects.count() == 0
 
 

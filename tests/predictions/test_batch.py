@@ -120,3 +120,17 @@ def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path
         batch.CHUNK_ROWS = original
     assert done.status == "succeeded" and done.summary["rows_scored"] == 50
     assert Prediction.objects.filter(batch_job=job, source="batch").count() == 50
+
+
+def test_a_cell_the_log_cannot_store_rejects_its_row_not_the_job(churn_model, tmp_path):
+    from predictions.services.batch import batch_job_run
+
+    frame = churn_frame(n_rows=10, seed=3).iloc[:, :-1].astype(object)
+    frame.loc[4, "region"] = "no\x00rth"
+    job = batch_job_run(job_id=_job_for(frame, tmp_path, churn_model.name).pk)
+
+    assert job.status == "succeeded", job.error
+    assert job.summary["rows_scored"] == 9 and job.summary["rows_rejected"] == 1
+    with open(job.output_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[4]["error"] == "region: text contains a NUL character (\\u0000)"

@@ -44,3 +44,12 @@ def test_a_column_of_clean_numbers_gets_the_same_verdicts():
     assert slow.problems.tolist()[:5] == fast.problems.tolist()
     np.testing.assert_array_equal(fast.model_input["age"], slow.model_input["age"].iloc[:5])
     assert fast.model_input["age"].tolist()[3:] == [5.0, 0.5]
+
+
+def test_a_category_with_a_nul_character_is_a_bad_row():
+    """PostgreSQL cannot store it in the inference log; the row is refused, not the job."""
+    chunk = pd.DataFrame({"age": ["40", "41"], "plan": ["basic", "pre\x00mium"]})
+
+    check = frame_validate(chunk, PROFILE)
+
+    assert check.problems.tolist() == ["", "plan: text contains a NUL character (\\u0000)"]
