@@ -9,19 +9,10 @@ from rest_framework.test import APIClient
 
 from predictions.models import Prediction
 
+from .factories import CHURN_ROW as ROW
+
 pytestmark = pytest.mark.django_db
 
-ROW = {
-    "age": 40,
-    "tenure_months": 3,
-    "monthly_charges": 80.5,
-    "total_charges": 241.5,
-    "support_calls": 2,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "card",
-    "region": "north",
-}
 ODD_VALUES = [
     None, True, False, 0, -1, 1e308, -1e308, 10**400, 1.5, "", " ", "40", "NaN", "Infinity", "north",
     "\x00", "a\x00b", "\ud800", "é" * 10_000, "x" * 300, "\u202e", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", [], {}, [1], {"a": 1},

@@ -14,20 +14,9 @@ from models_registry.demo_data import churn_frame
 from models_registry.training import model_train
 from predictions.models import Prediction, ScheduledRun
 
-pytestmark = pytest.mark.django_db
+from .factories import CHURN_ROW, HOUSE_ROW
 
-CHURN_ROW = {
-    "age": 40,
-    "tenure_months": 3,
-    "monthly_charges": 80.5,
-    "total_charges": 241.5,
-    "support_calls": 2,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "card",
-    "region": "north",
-}
-HOUSE_ROW = {"area_m2": 95.0, "rooms": 3, "building_age": 20, "district": "suburb", "heating": "gas"}
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
