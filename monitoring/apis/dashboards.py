@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from models_registry.permissions import IsStaff
 from predictions.models import Source
 
+from ..params import model_name_param
 from ..selectors import dashboards as selectors
 from ..services import drift
 
@@ -90,7 +91,7 @@ class DriftReportListApi(APIView):
     )
     def get(self, request):
         reports = selectors.drift_report_list(
-            model_name=request.query_params.get("model_name") or None,
+            model_name=model_name_param(request.query_params.get("model_name"), default=None),
             limit=_limit(request, default=50, maximum=1000),
         )
         return Response(DriftReportOutputSerializer(reports, many=True).data)
@@ -130,7 +131,7 @@ class DriftVerdictApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("model_name", str)], responses=OutputSerializer)
     def get(self, request):
-        model_name = request.query_params.get("model_name") or settings.MLAPP_MODEL_NAME
+        model_name = model_name_param(request.query_params.get("model_name"), default=settings.MLAPP_MODEL_NAME)
         verdict = drift.drift_latest_verdict(model_name)
         if verdict is None:
             return Response({"detail": f"No drift report for {model_name} yet."}, status=status.HTTP_404_NOT_FOUND)

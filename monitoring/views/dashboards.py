@@ -19,13 +19,14 @@ from django.utils import timezone
 from predictions.models import Source
 
 from .. import charts
+from ..params import model_name_param
 from ..selectors import dashboards as selectors
 from ..services.drift import PREDICTION_FEATURE
 from ..services.rollups import rollups_position
 
 
 def _model_name(request) -> str:
-    return (request.GET.get("model") or "").strip() or settings.MLAPP_MODEL_NAME
+    return model_name_param(request.GET.get("model"), default=settings.MLAPP_MODEL_NAME)
 
 
 @login_required
