@@ -1,6 +1,9 @@
 from django.urls import path
 
-from . import views
+from . import (
+    converters,  # noqa: F401  (registers <model_name:...>)
+    views,
+)
 
 app_name = "models_registry"
 urlpatterns = [
@@ -8,8 +11,8 @@ urlpatterns = [
     path("train/", views.training_new, name="train"),
     path("train/<int:pk>/", views.training_job, name="training_job"),
     path("train/<int:pk>/status/", views.training_job_status, name="training_job_status"),
-    path("<str:name>/", views.model_detail, name="detail"),
-    path("<str:name>/rollback/", views.model_rollback, name="rollback"),
-    path("<str:name>/versions/<int:version>/", views.version_detail, name="version"),
-    path("<str:name>/versions/<int:version>/promote/", views.version_promote, name="promote"),
+    path("<model_name:name>/", views.model_detail, name="detail"),
+    path("<model_name:name>/rollback/", views.model_rollback, name="rollback"),
+    path("<model_name:name>/versions/<int:version>/", views.version_detail, name="version"),
+    path("<model_name:name>/versions/<int:version>/promote/", views.version_promote, name="promote"),
 ]

@@ -64,3 +64,24 @@ def test_a_model_name_no_model_can_have_is_a_400(staff_client, path):
     parameter = "model" if path.startswith("/monitoring/") else "model_name"
     assert staff_client.get(path, {parameter: "churn\x00demo"}).status_code == 400
     assert staff_client.get(path, {parameter: "m" * 256}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/a%00b/",
+        "/models/a%00b/versions/1/",
+        "/api/v1/models/a%00b/versions/",
+        "/monitoring/drift/features/a%00b/",
+        "/monitoring/ingestion/files/99999999999999999999/",
+        "/monitoring/drift/reports/99999999999999999999/",
+        "/predictions/batch/99999999999999999999/",
+    ],
+)
+def test_odd_paths_are_not_found_not_a_500(staff_client, churn_model, path):
+    assert staff_client.get(path).status_code == 404
+
+
+def test_feedback_for_an_id_beyond_the_table_range_is_not_found(staff_client, churn_model):
+    path = "/api/v1/predictions/99999999999999999999/feedback/"
+    assert staff_client.post(path, {"actual": "yes"}, content_type="application/json").status_code == 404
