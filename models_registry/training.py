@@ -103,7 +103,24 @@ def training_csv_read(source: str | Path | io.IOBase, *, display_name: str | Non
         raise TrainingInputError(f"{name} has no header row")
     if frame.empty:
         raise TrainingInputError(f"{name} has a header but no data rows")
+    _nul_check(frame, name)
     return frame
+
+
+def _nul_check(frame: pd.DataFrame, name: str) -> None:
+    """A NUL character cannot be stored in the profile (PostgreSQL's jsonb refuses it):
+    refuse the file before anything is logged, naming where the first one is."""
+    for column in frame.columns:
+        if "\x00" in str(column):
+            raise TrainingInputError(f"{name}: a column name contains a NUL character (\\u0000)")
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind in "biufcmM":
+            continue
+        has_nul = values.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+        if has_nul.any():
+            data_row = int(has_nul.argmax()) + 1
+            raise TrainingInputError(f"{name}: column {column!r} has a NUL character (\\u0000) in data row {data_row}")
 
 
 def task_infer(target: pd.Series) -> str:

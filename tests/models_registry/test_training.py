@@ -80,6 +80,9 @@ BAD_INPUTS = [
     (b"a,b,other\n" + b"1,2,3\n" * 20, "no column 'churned'"),
     (b"a,b,churned\n" + b"1,2,yes\n3,4,yes\n" * 10, "constant"),
     (b"just one column\n1\n2\n", "1 column"),
+    # PostgreSQL cannot store a NUL character in the profile: refused before MLflow logs anything.
+    (b"a,plan,churned\n" + b"1,basic,yes\n2,basic,no\n" * 10 + b"3,pre\x00mium,yes\n", r"column 'plan' has a NUL"),
+    (b"a,pl\x00an,churned\n" + b"1,basic,yes\n2,basic,no\n" * 10, "a column name contains a NUL"),
 ]
 
 
