@@ -281,6 +281,26 @@ def training_data_prepare(
     )
 
 
+@transaction.atomic
+def _model_version_record(**fields) -> ModelVersion:
+    return ModelVersion.objects.create(**fields)
+
+
+def _registration_undo(*, name: str, version: int, run_id: str) -> None:
+    """Our record of a version could not be written: take the version back out of the
+    registry (and the registered model, if this was its only version) and mark the run
+    failed, so no version exists that mlapp does not know."""
+    logger.exception("Recording %s version %s failed; removing it from the registry", name, version)
+    client = mlflow_access.client()
+    try:
+        client.delete_model_version(name, str(version))
+        if not client.search_model_versions(f"name='{name}'"):
+            client.delete_registered_model(name)
+        client.set_terminated(run_id, status="FAILED")
+    except Exception:  # the registry is failing too: say what is left behind
+        logger.exception("Could not remove %s version %s (run %s) from the registry", name, version, run_id)
+
+
 def model_train(
     *,
     csv: str | Path | io.IOBase,
@@ -389,8 +409,8 @@ def model_train(
     version = int(model_info.registered_model_version)
     report(95, f"registered {name} version {version}")
 
-    with transaction.atomic():
-        model_version = ModelVersion.objects.create(
+    try:
+        model_version = _model_version_record(
             name=name,
             version=version,
             run_id=run.info.run_id,
@@ -409,6 +429,9 @@ def model_train(
             created_by=actor,
             created_by_label=actor_label or getattr(actor, "username", ""),
         )
+    except Exception:
+        _registration_undo(name=name, version=version, run_id=run.info.run_id)
+        raise
     logger.info("Registered %s version %s (run %s): %s", name, version, run.info.run_id, metrics)
     report(100, f"registered {name} version {version}")
     return TrainingResult(model_version=model_version, reused_existing=False)

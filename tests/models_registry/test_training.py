@@ -1,7 +1,9 @@
 import io
 
+import mlflow
 import pandas as pd
 import pytest
+from django.db import DatabaseError
 
 from models_registry import mlflow_access
 from models_registry.demo_data import housing_frame
@@ -122,3 +124,25 @@ def test_identifier_columns_are_left_out(mlflow_store, tmp_path, unique_model_na
 
     assert "listing_id" not in [f["name"] for f in mv.profile["features"]]
     assert "listing_id (identifier-like" in mv.params["dropped_columns"]
+
+
+@pytest.mark.django_db
+def test_a_version_our_database_cannot_record_is_taken_back_out_of_the_registry(
+    mlflow_store, churn_csv, unique_model_name, monkeypatch
+):
+    def database_fails(**fields):
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr("models_registry.training._model_version_record", database_fails)
+
+    with pytest.raises(DatabaseError):
+        model_train(csv=churn_csv, target="churned", name=unique_model_name)
+
+    assert _mlflow_versions(unique_model_name) == []
+    assert mlflow_access.client().search_registered_models(f"name = '{unique_model_name}'") == []
+    (run,) = mlflow.search_runs(
+        experiment_ids=[mlflow_access.experiment_id_get()],
+        filter_string=f"attributes.run_name = '{unique_model_name}-train'",
+        output_format="list",
+    )
+    assert run.info.status == "FAILED"
