@@ -15,6 +15,7 @@ import pandas as pd
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from mlapp.task_queue import job_enqueue_on_commit
 from mlflow.exceptions import MlflowException
 
 from . import mlflow_access
@@ -133,7 +134,7 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
     destination = upload_save(upload, upload_dir / f"{job.pk}-{Path(upload.name).name}")
     job.csv_path = str(destination)
     job.save(update_fields=["csv_path"])
-    transaction.on_commit(lambda: training_job_run_task.delay(job.pk))
+    job_enqueue_on_commit(training_job_run_task, job)
     return job
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from mlapp.task_queue import TaskQueueUnavailable, task_send
 
 from ..models import Alert
 
@@ -49,7 +50,14 @@ def alert_raise(
         return None  # raised before: alerts are not repeated
     from ..tasks import alert_notify_task
 
-    transaction.on_commit(lambda: alert_notify_task.delay(alert.pk))
+    def notify():
+        try:
+            task_send(alert_notify_task, alert.pk)
+        except TaskQueueUnavailable as exc:  # the alert stands on the page; say why nobody was told
+            logger.error("Alert %s not sent: %s", alert.pk, exc)
+            Alert.objects.filter(pk=alert.pk).update(email_error=str(exc)[:2000], webhook_error=str(exc)[:2000])
+
+    transaction.on_commit(notify)
     logger.warning("Alert raised: %s", title)
     return alert
 

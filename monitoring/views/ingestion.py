@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from mlapp.task_queue import TaskQueueUnavailable, task_send
 
 from models_registry.permissions import staff_required
 
@@ -119,6 +120,10 @@ def alert_acknowledge(request, pk):
 def ingestion_run_now(request):
     from ..tasks import ingest_raw_files_task
 
-    ingest_raw_files_task.delay()
-    messages.success(request, "An ingestion run was queued; new files appear here when it finishes.")
+    try:
+        task_send(ingest_raw_files_task)
+    except TaskQueueUnavailable as exc:
+        messages.error(request, f"{exc}. Run `scripts/manage ingest` on the server instead.")
+    else:
+        messages.success(request, "An ingestion run was queued; new files appear here when it finishes.")
     return redirect("monitoring:ingestion")

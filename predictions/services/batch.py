@@ -19,8 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
+from mlapp.task_queue import job_enqueue_on_commit
 
 from models_registry.files import upload_save
 from models_registry.serving import ModelUnavailable
@@ -51,7 +52,7 @@ def batch_job_create(*, upload, actor) -> BatchJob:
     destination = upload_save(upload, directory / f"{job.pk}-input.csv")
     job.input_path = str(destination)
     job.save(update_fields=["input_path"])
-    transaction.on_commit(lambda: batch_job_run_task.delay(job.pk))
+    job_enqueue_on_commit(batch_job_run_task, job)
     return job
 
 

@@ -1,5 +1,6 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from kombu.exceptions import OperationalError
 
 from models_registry.models import ModelVersion, TrainingJob
 
@@ -35,3 +36,25 @@ def test_bad_upload_is_refused_on_the_page_and_queues_nothing(mlflow_store, staf
     assert response.status_code == 200
     assert "no column &#x27;churned&#x27;" in response.content.decode()
     assert not TrainingJob.objects.exists()
+
+
+def test_a_training_the_task_queue_cannot_take_fails_saying_so(
+    mlflow_store, staff_client, churn_csv, unique_model_name, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("models_registry.tasks.training_job_run_task.apply_async", broker_down)
+    upload = SimpleUploadedFile("customers.csv", churn_csv.read_bytes(), content_type="text/csv")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post("/models/train/", {"csv_file": upload, "target": "churned", "model_name": unique_model_name})
+
+    job = TrainingJob.objects.get(model_name=unique_model_name)
+    status = staff_client.get(f"/models/train/{job.pk}/status/").json()
+    assert status["status"] == "failed"
+    job.refresh_from_db()
+    assert job.error == (
+        "The task queue is unavailable: Error 111 connecting to 127.0.0.1:6379. Connection refused. "
+        "(the job was not started)"
+    )

@@ -4,6 +4,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from monitoring.models import Alert
 from monitoring.services.alerts import alert_acknowledge, alert_raise
@@ -65,6 +66,26 @@ def test_failure_to_send_is_recorded_not_fatal(settings, django_capture_on_commi
     alert.refresh_from_db()
     assert alert.webhook_sent_at is None
     assert "Connection refused" in alert.webhook_error or "URLError" in alert.webhook_error
+
+
+def test_an_alert_the_task_queue_cannot_take_still_stands_and_says_why(
+    settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broker_down(*args, **kwargs):
+        raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("monitoring.tasks.alert_notify_task.apply_async", broker_down)
+    settings.MLAPP_ALERT_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = _raise()
+
+    alert.refresh_from_db()
+    assert alert.webhook_sent_at is None and alert.email_sent_at is None
+    assert (
+        alert.webhook_error
+        == "The task queue is unavailable: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+    )
 
 
 def test_acknowledge(staff_user):

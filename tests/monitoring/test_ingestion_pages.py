@@ -5,6 +5,7 @@ import time
 
 import pytest
 from django.urls import reverse
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from models_registry.demo_data import churn_frame
 from monitoring.models import Alert, IngestedFile, IngestionRun
@@ -112,6 +113,17 @@ def test_run_now_is_staff_only(client, staff_user, plain_user, ingested, setting
     response = client.post(reverse("monitoring:ingestion_run_now"))  # Celery runs eagerly in tests
 
     assert response.status_code == 302 and IngestionRun.objects.count() == before + 1
+
+
+def test_run_now_with_the_task_queue_down_says_so(staff_client, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("monitoring.tasks.ingest_raw_files_task.apply_async", broker_down)
+
+    page = staff_client.post(reverse("monitoring:ingestion_run_now"), follow=True).content.decode()
+
+    assert "The task queue is unavailable: Error 111" in page and "scripts/manage ingest" in page
 
 
 # --- REST API ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from kombu.exceptions import OperationalError
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import BatchJob, Prediction
@@ -134,3 +135,19 @@ def test_a_cell_the_log_cannot_store_rejects_its_row_not_the_job(churn_model, tm
     with open(job.output_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[4]["error"] == "region: text contains a NUL character (\\u0000)"
+
+
+def test_a_batch_the_task_queue_cannot_take_fails_saying_so(
+    user_client, churn_model, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("predictions.tasks.batch_job_run_task.apply_async", broker_down)
+    content = churn_frame(n_rows=5, seed=6).iloc[:, :-1].to_csv(index=False).encode()
+
+    _upload(user_client, "input.csv", content, django_capture_on_commit_callbacks)
+
+    job = BatchJob.objects.get()
+    assert job.status == "failed" and job.error.startswith("The task queue is unavailable")
+    assert "The task queue is unavailable" in user_client.get(f"/predictions/batch/{job.pk}/").content.decode()
