@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mlapp.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mlapp.urls"
