@@ -15,8 +15,9 @@ import pandas as pd
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from mlapp.task_queue import job_enqueue_on_commit
 from mlflow.exceptions import MlflowException
+
+from mlapp.task_queue import job_enqueue_on_commit
 
 from . import mlflow_access
 from .files import upload_save

@@ -8,8 +8,8 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
-from mlapp.task_queue import TaskQueueUnavailable, task_send
 
+from mlapp.task_queue import TaskQueueUnavailable, task_send
 from models_registry.permissions import staff_required
 
 from ..models import Alert, IngestedFile

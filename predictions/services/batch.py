@@ -21,8 +21,8 @@ import pyarrow.csv as pacsv
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from mlapp.task_queue import job_enqueue_on_commit
 
+from mlapp.task_queue import job_enqueue_on_commit
 from models_registry.files import upload_save
 from models_registry.serving import ModelUnavailable
 
