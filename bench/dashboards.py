@@ -14,7 +14,8 @@ newest 5,000 rows (the every-5-minutes job) plus a day of drift history (288
 reports), then times pages in-process with Django's test client (the whole
 Django stack, no network): the overview and the ``age`` feature page are the
 targets (median under 300 ms at 5,000,000 rows); the drift page, predictions
-over time (per hour, 7 days) and online performance are shown for information.
+over time (per hour, 7 days), online performance and the past-predictions list
+(the inference log, with and without filters, and its API) are shown for information.
 
 Prints PASS/FAIL; ``--json`` writes the figures.
 """
@@ -28,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -228,12 +230,21 @@ def main() -> int:
     user = get_user_model().objects.create_user("bench", password="bench-pw-123")
     client = Client()
     client.force_login(user)
+    day_ago = datetime.now(UTC) - timedelta(days=8)  # a day in the middle of the loaded month
+    day_after = day_ago + timedelta(days=1)
     urls = {
         "overview": "/monitoring/",
         "feature page (age)": "/monitoring/drift/features/age/",
         "drift page": "/monitoring/drift/",
         "predictions per hour, 7 days": "/monitoring/dashboards/predictions/?granularity=hour",
         "online performance per day": "/monitoring/dashboards/performance/",
+        # The inference log itself (issue 3: fast with millions of rows, no count(*)).
+        "past predictions, newest": "/predictions/",
+        "past predictions, source=batch": "/predictions/?source=batch",
+        "past predictions, v1, one day": (
+            f"/predictions/?model_version={version}&since={day_ago:%Y-%m-%dT%H:%M}&until={day_after:%Y-%m-%dT%H:%M}"
+        ),
+        "API predictions list (100)": "/api/v1/predictions/?page_size=100",
     }
     targets = ("overview", "feature page (age)")
 
