@@ -12,6 +12,7 @@ from models_registry import mlflow_access, serving
 from models_registry import services as registry_services
 from models_registry.demo_data import churn_frame
 from models_registry.training import model_train
+from predictions import services
 from predictions.models import Prediction, ScheduledRun
 
 from .factories import CHURN_ROW, HOUSE_ROW
@@ -385,3 +386,24 @@ def test_create_api_token_returns_the_same_key_and_names_unknown_users(plain_use
     assert first == second
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("create_api_token", "nobody")
+
+
+def test_the_loader_serves_two_versions_at_once_and_each_row_records_its_own(churn_model, tmp_path):
+    """The ground for challenger and shadow routing: production and another version
+    loaded side by side; a prediction records the version that actually answered."""
+    other = tmp_path / "churn-challenger.csv"
+    churn_frame(n_rows=500, seed=13).to_csv(other, index=False)
+    challenger = model_train(csv=other, target="churned", name=churn_model.name).model_version
+    loader = serving.loader()
+
+    by_production = services.predictions_make(records=[CHURN_ROW], source="api")
+    by_challenger = services.predictions_make(
+        records=[CHURN_ROW], source="api", served=loader.get_version(churn_model.name, challenger.version)
+    )
+
+    assert (by_production.model_version, by_challenger.model_version) == (churn_model.version, challenger.version)
+    stored = {p.model_version: p.run_id for p in Prediction.objects.all()}
+    assert stored == {churn_model.version: churn_model.run_id, challenger.version: challenger.run_id}
+    loaded = loader.health()["loaded_versions"]
+    assert {f"{churn_model.name} v{churn_model.version}", f"{churn_model.name} v{challenger.version}"} <= set(loaded)
+    assert loader.get(churn_model.name).version == churn_model.version  # production did not move
