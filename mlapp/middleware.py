@@ -2,13 +2,12 @@
 
 import logging
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-logger = logging.getLogger(__name__)
+from .api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
-RETRY_AFTER_SECONDS = 5
+logger = logging.getLogger(__name__)
 
 
 class DatabaseUnavailableMiddleware:
@@ -26,7 +25,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
         logger.error("Database unavailable during %s: %s", request.path, exception)
         response = HttpResponse(render_to_string("503.html"), status=503)

@@ -36,6 +36,12 @@ def frame_coerce(frame: pd.DataFrame, *, numeric: list[str], categorical: list[s
     return pd.DataFrame(columns, index=frame.index)
 
 
+def nul_rows(values: pd.Series) -> np.ndarray:
+    """Rows whose text holds a NUL character: PostgreSQL cannot store one (in jsonb or text),
+    so training, batch files and the API refuse it before anything is written."""
+    return values.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+
+
 def profile_columns(profile: dict) -> tuple[list[str], list[str]]:
     numeric = [f["name"] for f in profile["features"] if f["kind"] == NUMERIC]
     categorical = [f["name"] for f in profile["features"] if f["kind"] != NUMERIC]

@@ -36,7 +36,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from . import mlflow_access
-from .features import frame_coerce
+from .features import frame_coerce, nul_rows
 from .models import ModelVersion
 from .profile import CATEGORICAL, NUMERIC, infer_feature_kind, profile_build
 
@@ -117,7 +117,7 @@ def _nul_check(frame: pd.DataFrame, name: str) -> None:
         values = frame[column]
         if values.dtype.kind in "biufcmM":
             continue
-        has_nul = values.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+        has_nul = nul_rows(values)
         if has_nul.any():
             data_row = int(has_nul.argmax()) + 1
             raise TrainingInputError(f"{name}: column {column!r} has a NUL character (\\u0000) in data row {data_row}")

@@ -93,10 +93,11 @@ def _threshold_xy(x: np.ndarray, y: np.ndarray) -> dict:
     return {"x": np.array(span, dtype="datetime64[us]"), "y": np.repeat(y[:1], 2)}
 
 
-def _two_rows(split: float = 0.45) -> dict:
-    """Layout of two stacked plots sharing the x axis: traces with yaxis="y" on top, "y2" below."""
+def _two_rows(split: float, *, times: np.ndarray) -> dict:
+    """Layout of two stacked plots sharing a time axis: traces with yaxis="y" on top, "y2" below."""
+    span = _x_range_around_one_time(times)
     return {
-        "xaxis": {"anchor": "free", "position": 0},
+        "xaxis": {"anchor": "free", "position": 0, **({"range": span} if span else {})},
         "yaxis": {"domain": [split + 0.08, 1.0]},
         "yaxis2": {"domain": [0.0, split], "anchor": "x"},
     }
@@ -299,9 +300,7 @@ def feature_history(history: list[dict], *, title: str | None = None) -> str:
             yaxis="y2",
         ),
     ]
-    layout = _two_rows(0.4)
-    if (span := _x_range_around_one_time(x)) is not None:
-        layout["xaxis"]["range"] = span
+    layout = _two_rows(0.4, times=x)
     layout["yaxis"].update(title={"text": effect_name}, rangemode="tozero")
     layout["yaxis2"].update(
         title={"text": "p-value"},
@@ -371,9 +370,7 @@ def drift_overview_history(history: list[dict], share_history: list[dict], *, ti
             yaxis="y2",
         ),
     ]
-    layout = _two_rows(0.32)
-    if (span := _x_range_around_one_time(x)) is not None:
-        layout["xaxis"]["range"] = span
+    layout = _two_rows(0.32, times=x)
     layout["yaxis"].update(title={"text": "effect size"}, rangemode="tozero")
     layout["yaxis2"].update(title={"text": "drifted share"}, tickformat=".0%", range=[0, 1.05])
     return _render(traces, height=480, title=title, hovermode="closest", **layout)

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models_registry.features import nul_rows
 from models_registry.profile import NUMERIC, FeatureSpec, feature_specs
 
 
@@ -71,6 +72,9 @@ def _value_check(spec: FeatureSpec, value) -> tuple[object, str | None]:
     return None, f"wrong type: expected a category (text), got {type(value).__name__}"
 
 
+NUL_PROBLEM = "text contains a NUL character (\\u0000)"
+
+
 def _printable(text: str) -> str:
     """Caller's text as it can be echoed in a JSON answer (lone surrogates escaped)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -79,7 +83,7 @@ def _printable(text: str) -> str:
 def _text_problem(value: str) -> str | None:
     """Text the inference log cannot store (PostgreSQL's jsonb refuses both)."""
     if "\x00" in value:
-        return "text contains a NUL character (\\u0000)"
+        return NUL_PROBLEM
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -183,8 +187,7 @@ def frame_validate(frame: pd.DataFrame, profile: dict) -> FrameCheck:
             add(non_finite, f"{spec.name}: non-finite number")
             typed[spec.name] = values
         else:
-            nul = (~missing) & text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
-            add(nul, f"{spec.name}: text contains a NUL character (\\u0000)")
+            add((~missing) & nul_rows(text), f"{spec.name}: {NUL_PROBLEM}")
             typed[spec.name] = pd.Series(
                 np.where(missing, None, raw.to_numpy(dtype=object)), index=frame.index, dtype=object
             )

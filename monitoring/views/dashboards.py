@@ -29,6 +29,15 @@ def _model_name(request) -> str:
     return model_name_param(request.GET.get("model"), default=settings.MLAPP_MODEL_NAME)
 
 
+def _volume_chart(series: dict | None) -> str | None:
+    """Predictions per bucket over the window the series covers; None without data."""
+    if not series or not series["points"]:
+        return None
+    return charts.predictions_volume(
+        series["points"], bucket=series["granularity"], window=(series["since"], series["until"])
+    )
+
+
 @login_required
 def overview(request):
     model_name = _model_name(request)
@@ -56,11 +65,7 @@ def overview(request):
             "drift_every": settings.MLAPP_DRIFT_EVERY_MINUTES,
             "predictions_48h": sum(p["n"] for p in points),
             "rollups_position": series["rollups_position"],
-            "volume_chart": charts.predictions_volume(
-                points, bucket=series["granularity"], window=(series["since"], series["until"])
-            )
-            if points
-            else None,
+            "volume_chart": _volume_chart(series),
         },
     )
 
@@ -170,11 +175,7 @@ def prediction_series(request):
             "task": task,
             "versions": selectors.model_versions_seen(model_name=model_name),
             "total": sum(p["n"] for p in points),
-            "volume_chart": charts.predictions_volume(
-                points, bucket=series["granularity"], window=(series["since"], series["until"])
-            )
-            if points
-            else None,
+            "volume_chart": _volume_chart(series),
             "distribution_chart": charts.predictions_distribution(points, task=task) if points else None,
         },
     )

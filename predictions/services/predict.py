@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from models_registry.models import ModelVersion
+from models_registry.selectors import model_version_get
 from models_registry.serving import ServedModel, loader
 
 from ..models import Prediction
@@ -97,12 +97,6 @@ def predictions_make(
     )
 
 
-def _model_classes(name: str, version: int) -> list[str] | None:
-    """The classes the version was trained on (None when it was registered outside mlapp)."""
-    profile = ModelVersion.objects.filter(name=name, version=version).values_list("profile", flat=True).first()
-    return (profile or {}).get("classes")
-
-
 class FeedbackError(ValueError):
     """The outcome cannot be recorded; the message says why."""
 
@@ -115,7 +109,8 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
     if prediction.predicted_label is not None:  # classification
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
-        classes = _model_classes(prediction.model_name, prediction.model_version)
+        record = model_version_get(name=prediction.model_name, version=prediction.model_version)
+        classes = record.profile.get("classes") if record else None  # None: registered outside mlapp
         if classes and str(actual) not in classes:
             raise FeedbackError(
                 f"actual: {str(actual)[:100]!r} is not a class of {prediction.model_name} "

@@ -53,10 +53,18 @@ class RowContext:
     latency_ms: float | None = None
 
 
+def _json_text(frame: pd.DataFrame) -> str:
+    """One JSON object per row, a line each (serialised by pandas in C)."""
+    return frame.to_json(orient="records", lines=True, double_precision=10).rstrip("\n")
+
+
 def _json_lines(frame: pd.DataFrame) -> list[str]:
-    if frame.empty:
-        return []
-    return frame.to_json(orient="records", lines=True, double_precision=10).rstrip("\n").split("\n")
+    return _json_text(frame).split("\n") if not frame.empty else []
+
+
+def _probability_frame(outputs: ModelOutputs) -> pd.DataFrame:
+    """Class probabilities as logged: one column per class, rounded to 6 decimals."""
+    return pd.DataFrame(np.round(outputs.probabilities, 6), columns=list(outputs.classes))
 
 
 def _log_frame(
@@ -74,8 +82,7 @@ def _log_frame(
     log["predicted_label"] = outputs.labels if outputs.labels is not None else None
     log["predicted_value"] = outputs.values if outputs.values is not None else None
     if outputs.probabilities is not None:
-        probabilities = pd.DataFrame(np.round(outputs.probabilities, 6), columns=list(outputs.classes))
-        log["probabilities"] = _json_lines(probabilities)
+        log["probabilities"] = _json_lines(_probability_frame(outputs))
     else:
         log["probabilities"] = None
     log["latency_ms"] = context.latency_ms
@@ -108,11 +115,10 @@ def _fixed_field(pack, size: int, value) -> bytes:
 
 def _jsonb_values(frame: pd.DataFrame) -> list[bytes]:
     """Rows as jsonb in binary COPY format: a version byte (1), then the JSON text
-    (serialised by pandas in C; the server parses it as it would from text)."""
+    (the server parses it as it would from text)."""
     if frame.empty:
         return []
-    text = frame.to_json(orient="records", lines=True, double_precision=10).rstrip("\n")
-    return [b"\x01" + line for line in text.encode().split(b"\n")]
+    return [b"\x01" + line for line in _json_text(frame).encode().split(b"\n")]
 
 
 def _copy_payload(
@@ -145,8 +151,7 @@ def _copy_payload(
     else:
         outcome = [_NULL + _int4(8) + _float8(value) for value in outputs.values.tolist()]
     if outputs.probabilities is not None:
-        probability_frame = pd.DataFrame(np.round(outputs.probabilities, 6), columns=list(outputs.classes))
-        probabilities = [_int4(len(value)) + value for value in _jsonb_values(probability_frame)]
+        probabilities = [_int4(len(value)) + value for value in _jsonb_values(_probability_frame(outputs))]
     else:
         probabilities = repeat(_NULL, n)
     if row_numbers is not None:

@@ -9,6 +9,7 @@ from kombu.exceptions import OperationalError
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import BatchJob, Prediction
+from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -102,15 +103,12 @@ def test_job_page_shows_progress_summary_and_download(staff_client, housing_mode
     assert f"{housing_model.name} v{housing_model.version}" in page and "Predicted values: min" in page
 
 
+@requires_postgres  # the writer thread is used on PostgreSQL only
 @pytest.mark.django_db(transaction=True)
 def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path):
     """Outside a transaction, PostgreSQL writes go through the writer thread's own connection."""
-    from django.db import connection
-
     from predictions.services import batch
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the writer thread is used on PostgreSQL only")
     frame = churn_frame(n_rows=50, seed=5).iloc[:, :-1]
     job = _job_for(frame, tmp_path, churn_model.name)
     original = batch.CHUNK_ROWS
