@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "jobs",
     "models_registry",
     "predictions",
     "monitoring",
@@ -221,6 +222,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task has time limits (cookiecutter-django): the soft one raises inside the task, which
+# fails its job saying so; the hard one kills the worker process (the job is then reclaimed).
+# Tasks that run a job carry longer limits of their own (MLAPP_JOB_TIME_LIMIT_SECONDS).
+CELERY_TASK_SOFT_TIME_LIMIT = _read("CELERY_TASK_SOFT_TIME_LIMIT", int, 300, minimum=1)
+CELERY_TASK_TIME_LIMIT = _read("CELERY_TASK_TIME_LIMIT", int, CELERY_TASK_SOFT_TIME_LIMIT + 60, minimum=1)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured("Setting CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
+# Training and batch scoring: the soft limit; the hard one is a minute later.
+MLAPP_JOB_TIME_LIMIT_SECONDS = _read("MLAPP_JOB_TIME_LIMIT_SECONDS", int, 3600, minimum=1)
+# The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
+# lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
+MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
+MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
+MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+if CELERY_BROKER_URL.startswith("redis"):
+    # Redis hands an unacknowledged message (acks_late) to another worker after this long:
+    # longer than the longest task may run, or a running job would be delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from jobs.limits import job_task_options
+
 from .services import alerts, ingestion
 
 
@@ -36,7 +38,7 @@ def refresh_prediction_rollups_task() -> int:
 # --- ingestion ------------------------------------------------------------------
 
 
-@shared_task(name="monitoring.ingest_raw_files", acks_late=True, reject_on_worker_lost=True, expires=55)
+@shared_task(name="monitoring.ingest_raw_files", expires=55, **job_task_options())
 def ingest_raw_files_task() -> int:
     """One pass over raw/ (overlapping passes are safe: files are claimed by content hash)."""
     return ingestion.ingestion_run_execute().pk
