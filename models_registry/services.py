@@ -25,6 +25,7 @@ from jobs.services import (
     job_heartbeats,
     job_succeed,
 )
+from mlapp.errors import ApplicationError
 
 from . import mlflow_access
 from .files import upload_save
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 TRAINING_WRITES_REGISTRY_AT = 70
 
 
-class PromotionError(ValueError):
+class PromotionError(ApplicationError, ValueError):
     """The alias cannot move; the message says why."""
 
 

@@ -26,6 +26,8 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from mlapp.errors import UnavailableError
+
 from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_LOADED_VERSIONS = 4
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(UnavailableError):
     """No version can be served: none registered under the alias, or the registry is unreachable."""
 
 

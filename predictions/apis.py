@@ -6,7 +6,6 @@ from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -17,7 +16,7 @@ from models_registry.serving import ModelUnavailable, loader
 
 from . import selectors, services
 from .models import Prediction, Source
-from .validation import InputValidationError
+from .validation import FieldError, InputValidationError
 
 
 class LenientJSONParser(JSONParser):
@@ -63,21 +62,13 @@ class PredictApi(APIView):
         ),
     )
     def post(self, request):
-        try:
-            body = request.data
-        except ParseError as exc:
-            return _bad_request([{"row": None, "field": None, "problem": f"malformed JSON: {exc.detail}"}])
+        body = request.data
         if not isinstance(body, dict) or ("rows" in body) == ("features" in body):
-            return _bad_request(
-                [{"row": None, "field": None, "problem": 'send an object with "rows" (a list) or "features" (one row)'}]
+            raise InputValidationError(
+                [FieldError(None, None, 'send an object with "rows" (a list) or "features" (one row)')]
             )
         records = body["rows"] if "rows" in body else [body["features"]]
-        try:
-            result = services.predictions_make(records=records, source=Source.API)
-        except InputValidationError as exc:
-            return _bad_request([error.as_dict() for error in exc.errors])
-        except ModelUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        result = services.predictions_make(records=records, source=Source.API)
         return Response(
             {
                 "model_name": result.model_name,
@@ -91,10 +82,6 @@ class PredictApi(APIView):
                 "warnings": [warning.as_dict() for warning in result.warnings],
             }
         )
-
-
-def _bad_request(errors: list[dict]) -> Response:
-    return Response({"detail": "Invalid input", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class PredictionOutputSerializer(serializers.ModelSerializer):
@@ -154,14 +141,9 @@ class PredictionFeedbackApi(APIView):
     def post(self, request, prediction_id):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            prediction = services.prediction_feedback_record(
-                prediction_id=prediction_id, actual=payload.validated_data["actual"]
-            )
-        except Prediction.DoesNotExist:
-            return Response({"detail": f"No prediction {prediction_id}"}, status=status.HTTP_404_NOT_FOUND)
-        except services.FeedbackError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        prediction = services.prediction_feedback_record(
+            prediction_id=prediction_id, actual=payload.validated_data["actual"]
+        )
         return Response(PredictionOutputSerializer(prediction).data)
 
 

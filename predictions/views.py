@@ -35,7 +35,7 @@ def predict(request):
         try:
             result = services.predictions_make(records=[form.record()], source=Source.WEB, served=served)
         except InputValidationError as exc:
-            for error in exc.errors:
+            for error in exc.field_errors:
                 form.add_error(error.field if error.field in form.fields else None, error.problem)
     return render(
         request,

@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlapp.errors import NotFoundError
 from models_registry.permissions import IsStaff
 from predictions.models import Source
 
@@ -101,10 +102,7 @@ class DriftReportListApi(APIView):
         """Run a drift check now (staff) and store its report."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            report = drift.drift_report_create(**payload.validated_data)
-        except drift.DriftCheckError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        report = drift.drift_report_create(**payload.validated_data)
         return Response(DriftReportDetailOutputSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,7 +111,7 @@ class DriftReportDetailApi(APIView):
     def get(self, request, pk):
         report = selectors.drift_report_get(report_id=pk)
         if report is None:
-            return Response({"detail": f"No drift report #{pk}."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"No drift report #{pk}.")
         return Response(DriftReportDetailOutputSerializer(report).data)
 
 
@@ -134,7 +132,7 @@ class DriftVerdictApi(APIView):
         model_name = model_name_param(request.query_params.get("model_name"), default=settings.MLAPP_MODEL_NAME)
         verdict = drift.drift_latest_verdict(model_name)
         if verdict is None:
-            return Response({"detail": f"No drift report for {model_name} yet."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"No drift report for {model_name} yet.")
         return Response(self.OutputSerializer(verdict).data)
 
 
@@ -206,10 +204,7 @@ class PredictionSeriesApi(APIView):
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.prediction_series(**params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.prediction_series(**params.validated_data)
         return Response(self.OutputSerializer(series).data)
 
 
@@ -239,10 +234,7 @@ class PerformanceSeriesApi(APIView):
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.performance_series(**params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.performance_series(**params.validated_data)
         return Response(self.OutputSerializer(series).data)
 
 
@@ -277,8 +269,5 @@ class DataQualitySeriesApi(APIView):
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.data_quality_series(**params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.data_quality_series(**params.validated_data)
         return Response(self.OutputSerializer(series).data)

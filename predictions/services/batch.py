@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
+from mlapp.errors import ApplicationError
 from models_registry.files import upload_save
 from models_registry.serving import ModelUnavailable, loader
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 CHUNK_ROWS = 50_000
 
 
-class BatchFileError(ValueError):
+class BatchFileError(ApplicationError, ValueError):
     """The whole file cannot be scored; the message says why."""
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from mlapp.errors import ApplicationError, NotFoundError
 from models_registry.selectors import model_version_get
 from models_registry.serving import ServedModel, loader
 
@@ -97,7 +98,7 @@ def predictions_make(
     )
 
 
-class FeedbackError(ValueError):
+class FeedbackError(ApplicationError, ValueError):
     """The outcome cannot be recorded; the message says why."""
 
 
@@ -105,7 +106,7 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
     """Store the actual outcome beside a prediction (for online performance)."""
     prediction = Prediction.objects.filter(pk=prediction_id).first()
     if prediction is None:
-        raise Prediction.DoesNotExist(f"No prediction {prediction_id}")
+        raise NotFoundError(f"No prediction {prediction_id}")
     if prediction.predicted_label is not None:  # classification
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
