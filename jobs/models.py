@@ -26,16 +26,22 @@ class JobStates:
     failed: str = "failed"
     # A failed job is claimed again by the next pass (ingestion: our error, not the file's).
     retry_failed: bool = False
-    # Give up on a job whose worker was lost this many times (None: never; setting MLAPP_JOB_MAX_ATTEMPTS).
+    # Give up on a job whose worker was lost MLAPP_JOB_MAX_ATTEMPTS times (False: a later pass always retakes it).
     bounded_attempts: bool = True
+    # The field that says why it failed.
+    error_field: str = "error"
 
 
 class Claimable(models.Model):
     """The least a table needs to be claimed through the lifecycle: its own `status`
     field (named by `states`), plus the claim's token and heartbeat."""
 
-    # The Celery task that runs one job given its id (the reclaim step sends it again); blank: none.
+    # What the reclaim step does with a job whose heartbeat went stale: send this Celery task
+    # (it runs one job given its id) again; or, for the record of a pass that is not
+    # restarted (its work items are retaken by the next pass), mark it failed. Neither: a
+    # later pass claims it again itself (a file in a work queue).
     run_task_name = ""
+    abandon_when_stale = False
     states = JobStates()
 
     attempts = models.PositiveIntegerField(default=0, help_text="Claims so far; the current claim's token")

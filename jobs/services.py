@@ -45,6 +45,11 @@ class Claim:
     pk: int
     attempt: int
 
+    @classmethod
+    def held(cls, job: Claimable) -> Claim:
+        """The claim on `job` as just read after claiming it."""
+        return cls(model=type(job), pk=job.pk, attempt=job.attempts)
+
     def rows(self) -> QuerySet:
         """The job's row while this claim holds it (empty once it was taken back)."""
         return self.model.objects.filter(pk=self.pk, attempts=self.attempt, status=self.model.states.running)
@@ -80,7 +85,13 @@ def _claim_values(model: type[Claimable], *, attempt: int, now: datetime, fields
         "status": model.states.running,
         "attempts": attempt,
         "heartbeat_at": now,
-        **_optional(model, claimed_at=now, started_at=Coalesce("started_at", Value(now)), finished_at=None, error=""),
+        **_optional(
+            model,
+            claimed_at=now,
+            started_at=Coalesce("started_at", Value(now)),
+            finished_at=None,
+            **{model.states.error_field: ""},
+        ),
     }
     values.update(fields or {})
     return values
@@ -101,6 +112,20 @@ def job_claim(*, model: type[Claimable], pk: int, fields: dict | None = None) ->
         **_claim_values(model, attempt=current + 1, now=now, fields=fields)
     )
     return Claim(model=model, pk=pk, attempt=current + 1) if won else None
+
+
+def job_create_claimed(*, model: type[Claimable], **fields) -> tuple[Claimable, Claim]:
+    """Insert a job already claimed by its creator (a unique key decides which worker's insert wins)."""
+    now = timezone.now()
+    values = {
+        "status": model.states.running,
+        "attempts": 1,
+        "heartbeat_at": now,
+        **_optional(model, claimed_at=now, started_at=now),
+        **fields,
+    }
+    job = model.objects.create(**values)
+    return job, Claim.held(job)
 
 
 def job_claim_next(*, queryset: QuerySet, order_by: tuple[str, ...] = ("pk",)) -> Claim | None:
@@ -131,10 +156,11 @@ def job_heartbeat(claim: Claim, **fields) -> None:
 
 
 def job_succeed(claim: Claim, **fields) -> None:
-    """Done; raises `JobLost` (and writes nothing) if the claim was taken back meanwhile."""
+    """Done (`fields` may name another final status, e.g. quarantined); raises `JobLost`, writing
+    nothing, if the claim was taken back meanwhile."""
     now = timezone.now()
     values = {"status": claim.model.states.succeeded, "heartbeat_at": now, **_optional(claim.model, finished_at=now)}
-    if not claim.rows().update(**values, **fields):
+    if not claim.rows().update(**{**values, **fields}):
         raise JobLost(f"{claim.model.__name__} #{claim.pk}: attempt {claim.attempt} was taken back")
 
 
@@ -144,9 +170,9 @@ def job_fail(claim: Claim, *, error: str, **fields) -> bool:
     values = {
         "status": claim.model.states.failed,
         "heartbeat_at": now,
-        **_optional(claim.model, finished_at=now, error=error[:5000]),
+        **_optional(claim.model, finished_at=now, **{claim.model.states.error_field: error[:5000]}),
     }
-    written = bool(claim.rows().update(**values, **fields))
+    written = bool(claim.rows().update(**{**values, **fields}))
     if not written:
         logger.warning(
             "%s #%s: not marked failed, attempt %s was taken back", claim.model.__name__, claim.pk, claim.attempt
@@ -200,15 +226,23 @@ def job_enqueue_on_commit(task, job) -> None:
             logger.error("Could not queue %s #%s: %s", job_model.__name__, job_id, exc)
             job_model.objects.filter(pk=job_id, status=job_model.states.queued).update(
                 status=job_model.states.failed,
-                **_optional(job_model, error=f"{exc} (the job was not started)"[:2000], finished_at=timezone.now()),
+                **_optional(
+                    job_model,
+                    finished_at=timezone.now(),
+                    **{job_model.states.error_field: f"{exc} (the job was not started)"[:2000]},
+                ),
             )
 
     transaction.on_commit(send)
 
 
+def _job_models() -> list[type[Claimable]]:
+    return [model for model in apps.get_models() if issubclass(model, Claimable)]
+
+
 def runnable_job_models() -> list[type[Claimable]]:
     """Job tables with a task that runs one job by id: the ones the reclaim step can restart."""
-    return [model for model in apps.get_models() if issubclass(model, Claimable) and model.run_task_name]
+    return [model for model in _job_models() if model.run_task_name]
 
 
 @dataclass
@@ -227,6 +261,12 @@ def jobs_reclaim_stale() -> ReclaimResult:
     """
     now = timezone.now()
     result = ReclaimResult(requeued=[], failed=[])
+    for model in _job_models():
+        if model.abandon_when_stale:
+            for pk, attempts in model.objects.filter(_stale_q(model, now)).values_list("pk", "attempts"):
+                error = "Stopped: the worker running it was lost (no heartbeat); later passes take over its work"
+                if job_fail(Claim(model=model, pk=pk, attempt=attempts), error=error):
+                    result.failed.append(f"{model.__name__} #{pk}")
     for model in runnable_job_models():
         stale = model.objects.filter(_stale_q(model, now))
         if model.states.bounded_attempts:

@@ -290,8 +290,6 @@ MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
 # A raw file is picked up once unchanged for this long (files named *.part never).
 MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
 MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
-# A file claimed longer ago than this by a worker that died is claimed again.
-MLAPP_INGEST_STALE_SECONDS = _read("MLAPP_INGEST_STALE_SECONDS", float, 600.0, minimum=1)
 MLAPP_INGEST_MAX_FILES_PER_RUN = _read("MLAPP_INGEST_MAX_FILES_PER_RUN", int, 100, minimum=1)
 # Alert on any data-quality issue at least this severe (info, warning, error, critical).
 MLAPP_ALERT_MIN_SEVERITY = _read("MLAPP_ALERT_MIN_SEVERITY", str, "critical")

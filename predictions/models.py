@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from jobs.models import Job
+from jobs.models import Claimable, Job, JobStates
 
 
 class Source(models.TextChoices):
@@ -43,7 +43,7 @@ class BatchJob(Job):
         return f"batch #{self.pk} {self.original_filename} ({self.status})"
 
 
-class GoodFile(models.Model):
+class GoodFile(Claimable):
     """A validated file handed over for scheduled scoring.
 
     Ingestion (in `monitoring`) registers good files through
@@ -56,6 +56,9 @@ class GoodFile(models.Model):
         SCORING = "scoring"
         SCORED = "scored"
         FAILED = "failed"
+
+    # Claimed through the jobs lifecycle (heartbeat per chunk); the scheduled pass retakes a stale claim.
+    states = JobStates(queued="pending", running="scoring", succeeded="scored", bounded_attempts=False)
 
     path = models.CharField(max_length=1024)
     sha256 = models.CharField(max_length=64, unique=True)
@@ -75,8 +78,11 @@ class GoodFile(models.Model):
         return self.path
 
 
-class ScheduledRun(models.Model):
-    """One run of the scheduled prediction job."""
+class ScheduledRun(Claimable):
+    """One run of the scheduled prediction job (a heartbeat per file; the reclaim step marks
+    a run whose worker was lost failed, and later runs retake its files)."""
+
+    abandon_when_stale = True
 
     class Status(models.TextChoices):
         RUNNING = "running"

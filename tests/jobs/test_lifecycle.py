@@ -185,3 +185,21 @@ def test_workers_racing_for_a_queue_each_job_goes_to_one_of_them():
 
     won = sorted(claim.pk for claim in claims if claim is not None)
     assert won == [job.pk for job in jobs]
+
+
+@pytest.mark.django_db
+def test_the_reclaim_step_closes_a_scheduled_run_whose_worker_was_lost(settings):
+    """A run is a record of one pass: not restarted (later runs retake its files), but not left running."""
+    from jobs.services import job_create_claimed
+    from predictions.models import ScheduledRun
+
+    alive, _ = job_create_claimed(model=ScheduledRun, model_name="m")
+    lost, _ = job_create_claimed(model=ScheduledRun, model_name="m")
+    _go_stale(lost, settings)
+
+    result = jobs_reclaim_stale()
+
+    lost.refresh_from_db()
+    assert result.failed == [f"ScheduledRun #{lost.pk}"]
+    assert lost.status == "failed" and "worker running it was lost" in lost.error and lost.finished_at
+    assert ScheduledRun.objects.get(pk=alive.pk).status == "running"
