@@ -240,6 +240,8 @@ if CELERY_BROKER_URL.startswith("redis"):
     # Redis hands an unacknowledged message (acks_late) to another worker after this long:
     # longer than the longest task may run, or a running job would be delivered twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
+# Where tasks go unless routed: one queue per deployment (or per test) sharing one Redis.
+CELERY_TASK_DEFAULT_QUEUE = _read("CELERY_TASK_DEFAULT_QUEUE", str, "celery")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -280,6 +282,8 @@ MLAPP_MODEL_NAME = _read("MLAPP_MODEL_NAME", str, "churn-demo")
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)
+# Batch scoring commits (and can resume after) every this many rows.
+MLAPP_BATCH_CHUNK_ROWS = _read("MLAPP_BATCH_CHUNK_ROWS", int, 50_000, minimum=1)
 MLAPP_INGEST_EVERY_SECONDS = _read("MLAPP_INGEST_EVERY_SECONDS", int, 60, minimum=5)
 MLAPP_SCORE_EVERY_MINUTES = _read("MLAPP_SCORE_EVERY_MINUTES", int, 2, minimum=1)
 MLAPP_DRIFT_EVERY_MINUTES = _read("MLAPP_DRIFT_EVERY_MINUTES", int, 5, minimum=1)

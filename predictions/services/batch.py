@@ -38,7 +38,6 @@ from .predict import served_model_get
 from .store import RowContext, prediction_rows_write
 
 logger = logging.getLogger(__name__)
-CHUNK_ROWS = 50_000
 
 
 class BatchFileError(ApplicationError, ValueError):
@@ -254,7 +253,7 @@ def _served_for(job: BatchJob):
 
 def _score(job: BatchJob, claim: Claim, *, partial: Path) -> _Cursor:
     served = _served_for(job)
-    cursor = _Cursor(**job.cursor) if job.cursor else _Cursor(chunk_rows=CHUNK_ROWS)
+    cursor = _Cursor(**job.cursor) if job.cursor else _Cursor(chunk_rows=settings.MLAPP_BATCH_CHUNK_ROWS)
     rows_total = _count_rows(Path(job.input_path))
     job_heartbeat(claim, rows_total=rows_total, model_version=served.version)
     context = RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk)

@@ -1,6 +1,9 @@
 """Other processes on the test's database and MLflow store: a Celery worker, a worker killed mid-job."""
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -28,3 +31,28 @@ def process_env(tmp_path: Path, **extra: str) -> dict:
         "CELERY_TASK_ALWAYS_EAGER": "0",
         **extra,
     }
+
+
+def celery_worker_start(tmp_path: Path, *, queue: str, broker: str, log: Path, **env: str) -> subprocess.Popen:
+    """`celery worker` (solo pool) on `queue`, which is also its default queue (tasks it sends come back
+    to it); returns once the queue is bound: Redis drops messages sent to an unbound queue."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mlapp", "worker", "-Q", queue, "--pool", "solo"]
+        + ["--loglevel", "INFO", "-n", f"{queue}-{log.stem}@%h"],
+        cwd=ROOT,
+        env=process_env(
+            tmp_path,
+            CELERY_BROKER_URL=broker,
+            CELERY_RESULT_BACKEND=broker,
+            CELERY_TASK_DEFAULT_QUEUE=queue,
+            **env,
+        ),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"worker did not start: {log.read_text()}"
+        time.sleep(0.2)
+    return process

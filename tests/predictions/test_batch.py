@@ -105,18 +105,14 @@ def test_job_page_shows_progress_summary_and_download(staff_client, housing_mode
 
 @requires_postgres  # the writer thread is used on PostgreSQL only
 @pytest.mark.django_db(transaction=True)
-def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path):
+def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path, settings):
     """Outside a transaction, PostgreSQL writes go through the writer thread's own connection."""
     from predictions.services import batch
 
     frame = churn_frame(n_rows=50, seed=5).iloc[:, :-1]
     job = _job_for(frame, tmp_path, churn_model.name)
-    original = batch.CHUNK_ROWS
-    batch.CHUNK_ROWS = 20  # three chunks, two in flight at most
-    try:
-        done = batch.batch_job_run(job_id=job.pk)
-    finally:
-        batch.CHUNK_ROWS = original
+    settings.MLAPP_BATCH_CHUNK_ROWS = 20  # three chunks, two in flight at most
+    done = batch.batch_job_run(job_id=job.pk)
     assert done.status == "succeeded" and done.summary["rows_scored"] == 50
     assert Prediction.objects.filter(batch_job=job, source="batch").count() == 50
 
