@@ -112,12 +112,38 @@ def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, pr
     return pa.table(columns)
 
 
+def _part_path(job: BatchJob, attempt: int) -> Path:
+    """Each attempt writes its own scored file: one that lost its claim cannot touch the next one's."""
+    return Path(job.input_path).with_name(f"{job.pk}-scored.{attempt}.csv.part")
+
+
+def _output_path(job: BatchJob) -> Path:
+    return Path(job.input_path).with_name(f"{job.pk}-scored.csv")
+
+
+def _copy_committed(job: BatchJob, *, cursor: _Cursor, target: Path) -> None:
+    """Start `target` with the bytes the committed chunks wrote (what an earlier attempt left)."""
+    source = _part_path(job, cursor.part)
+    if not source.exists():
+        source = _output_path(job)  # that attempt finished the file but was lost before recording it
+    size = source.stat().st_size if source.exists() else 0
+    if size < cursor.output_bytes:
+        raise BatchFileError(
+            f"The partly scored file has {size} bytes, fewer than the {cursor.output_bytes} its committed "
+            "chunks wrote (deleted, or on another machine): upload the file again"
+        )
+    with source.open("rb") as reader, target.open("wb") as writer:
+        left = cursor.output_bytes
+        while left and (block := reader.read(min(left, 1 << 22))):
+            writer.write(block)
+            left -= len(block)
+
+
 class _ScoredCsv:
     """The scored CSV: the header by Python's csv module (Arrow quotes every column
     name), the rows by Arrow's CSV writer (C++, ~6x pandas' to_csv here).
 
-    `resume_at`: the bytes written by committed chunks; anything after them (a chunk
-    appended before its rows were committed) is cut off, and writing goes on from there.
+    `resume_at`: the file already holds the committed chunks' bytes; writing goes on after them.
     """
 
     def __init__(self, path: Path, *, resume_at: int = 0):
@@ -125,21 +151,12 @@ class _ScoredCsv:
         self.resume_at = resume_at
         self.handle = None
         self.writer = None
-        if resume_at:
-            size = path.stat().st_size if path.exists() else 0
-            if size < resume_at:
-                raise BatchFileError(
-                    f"The partly scored file {path.name} has {size} bytes, fewer than the {resume_at} its "
-                    "committed chunks wrote (deleted, or on another machine): upload the file again"
-                )
 
     def write(self, table: pa.Table) -> int:
         """Append `table`; returns the file's size after it."""
         if self.writer is None:
             if self.resume_at:
-                self.handle = self.path.open("r+b")
-                self.handle.truncate(self.resume_at)
-                self.handle.seek(self.resume_at)
+                self.handle = self.path.open("ab")
             else:
                 with self.path.open("w", newline="", encoding="utf-8") as header:
                     csv.writer(header).writerow(table.column_names)
@@ -163,6 +180,7 @@ class _Cursor:
 
     chunk_rows: int
     chunks_done: int = 0
+    part: int = 0  # the attempt whose scored file holds the committed bytes
     output_bytes: int = 0
     rows_scored: int = 0
     rows_rejected: int = 0
@@ -257,6 +275,9 @@ def _score(job: BatchJob, claim: Claim, *, partial: Path) -> _Cursor:
     rows_total = _count_rows(Path(job.input_path))
     job_heartbeat(claim, rows_total=rows_total, model_version=served.version)
     context = RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk)
+    if cursor.output_bytes:
+        _copy_committed(job, cursor=cursor, target=partial)
+    cursor.part = claim.attempt
     scored_csv = _ScoredCsv(partial, resume_at=cursor.output_bytes)
     with _chunk_committer() as commit, closing(scored_csv):
         for number, chunk in enumerate(_chunks(Path(job.input_path), chunk_rows=cursor.chunk_rows)):
@@ -295,14 +316,13 @@ def batch_job_run(*, job_id: int) -> BatchJob:
     job = BatchJob.objects.get(pk=job_id)
     if claim is None:
         return job
-    output = Path(job.input_path).with_name(f"{job.pk}-scored.csv")
-    partial = output.with_suffix(".csv.part")
-    if output.exists() and not partial.exists():
-        output.replace(partial)  # finished writing, but lost before it recorded so
+    output, partial = _output_path(job), _part_path(job, claim.attempt)
     started = time.perf_counter()
     try:
         cursor = _score(job, claim, partial=partial)
         partial.replace(output)
+        for earlier in range(1, claim.attempt):
+            _part_path(job, earlier).unlink(missing_ok=True)
         job_succeed(
             claim,
             output_path=str(output),

@@ -90,7 +90,7 @@ def _assert_killed_mid_job(killed: BatchJob, n_rows: int, tmp_path) -> None:
     assert killed.status == "running" and 3 <= killed.cursor["chunks_done"] < n_rows // CHUNK
     stored = Prediction.objects.filter(batch_job=killed).count()
     assert stored == killed.cursor["rows_scored"]  # the log holds exactly the committed chunks
-    assert Path(killed.input_path).with_name(f"{killed.pk}-scored.csv.part").exists() and not killed.finished_at
+    assert Path(killed.input_path).with_name(f"{killed.pk}-scored.1.csv.part").exists() and not killed.finished_at
 
 
 def _assert_finished_once(done: BatchJob, *, n_rows: int, bad: list[int], attempts: int) -> None:
