@@ -7,7 +7,7 @@ failing. A send that cannot reach the broker fails in about a second, naming it.
 Jobs are enqueued through `jobs.services.job_enqueue_on_commit`.
 """
 
-from celery import current_app
+from .celery import app
 
 
 class TaskQueueUnavailable(RuntimeError):
@@ -23,6 +23,6 @@ def task_send(task, *args) -> None:
 
 def task_send_by_name(name: str, *args) -> None:
     """Send a task known only by its registered name (a lower layer restarting an app's job)."""
-    if name not in current_app.tasks:
-        current_app.loader.import_default_modules()  # the apps' tasks.py (a worker imported them at start)
-    task_send(current_app.tasks[name], *args)
+    if name not in app.tasks:
+        app.loader.import_default_modules()  # the apps' tasks.py (a worker imported them at start)
+    task_send(app.tasks[name], *args)

@@ -294,9 +294,13 @@ def _score(job: BatchJob, claim: Claim, *, partial: Path) -> _Cursor:
                 features = check.model_input[valid]
                 outputs = served.predict_model_input(features)
                 # Row 1 is the first data row; pandas numbers rows across chunks.
-                row_numbers = chunk.index.to_numpy()[valid] + 1
-                rows = {"served": served, "features": features, "outputs": outputs, "context": context}
-                rows["row_numbers"] = row_numbers
+                rows = {
+                    "served": served,
+                    "features": features,
+                    "outputs": outputs,
+                    "context": context,
+                    "row_numbers": chunk.index.to_numpy()[valid] + 1,
+                }
             size = scored_csv.write(
                 _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
             )

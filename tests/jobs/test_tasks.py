@@ -1,8 +1,7 @@
 """Celery tasks: time limits on every one; tasks that run jobs survive a lost worker."""
 
-from celery import current_app
-
 from jobs.services import runnable_job_models
+from mlapp.celery import app as current_app
 from monitoring.services.schedules import default_periodic_tasks
 
 
