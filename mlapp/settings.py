@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "jobs",
     "models_registry",
     "predictions",
     "monitoring",
@@ -221,6 +222,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task has time limits (cookiecutter-django): the soft one raises inside the task, which
+# fails its job saying so; the hard one kills the worker process (the job is then reclaimed).
+# Tasks that run a job carry longer limits of their own (MLAPP_JOB_TIME_LIMIT_SECONDS).
+CELERY_TASK_SOFT_TIME_LIMIT = _read("CELERY_TASK_SOFT_TIME_LIMIT", int, 300, minimum=1)
+CELERY_TASK_TIME_LIMIT = _read("CELERY_TASK_TIME_LIMIT", int, CELERY_TASK_SOFT_TIME_LIMIT + 60, minimum=1)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured("Setting CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
+# Training and batch scoring: the soft limit; the hard one is a minute later.
+MLAPP_JOB_TIME_LIMIT_SECONDS = _read("MLAPP_JOB_TIME_LIMIT_SECONDS", int, 3600, minimum=1)
+# The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
+# lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
+MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
+MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
+MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+if CELERY_BROKER_URL.startswith("redis"):
+    # Redis hands an unacknowledged message (acks_late) to another worker after this long:
+    # longer than the longest task may run, or a running job would be delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
+# Where tasks go unless routed: one queue per deployment (or per test) sharing one Redis.
+CELERY_TASK_DEFAULT_QUEUE = _read("CELERY_TASK_DEFAULT_QUEUE", str, "celery")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -261,6 +282,8 @@ MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)
+# Batch scoring commits (and can resume after) every this many rows.
+MLAPP_BATCH_CHUNK_ROWS = _read("MLAPP_BATCH_CHUNK_ROWS", int, 50_000, minimum=1)
 MLAPP_INGEST_EVERY_SECONDS = _read("MLAPP_INGEST_EVERY_SECONDS", int, 60, minimum=5)
 MLAPP_SCORE_EVERY_MINUTES = _read("MLAPP_SCORE_EVERY_MINUTES", int, 2, minimum=1)
 MLAPP_DRIFT_EVERY_MINUTES = _read("MLAPP_DRIFT_EVERY_MINUTES", int, 5, minimum=1)
@@ -271,8 +294,6 @@ MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
 # A raw file is picked up once unchanged for this long (files named *.part never).
 MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
 MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
-# A file claimed longer ago than this by a worker that died is claimed again.
-MLAPP_INGEST_STALE_SECONDS = _read("MLAPP_INGEST_STALE_SECONDS", float, 600.0, minimum=1)
 MLAPP_INGEST_MAX_FILES_PER_RUN = _read("MLAPP_INGEST_MAX_FILES_PER_RUN", int, 100, minimum=1)
 # Alert on any data-quality issue at least this severe (info, warning, error, critical).
 MLAPP_ALERT_MIN_SEVERITY = _read("MLAPP_ALERT_MIN_SEVERITY", str, "critical")

@@ -59,10 +59,20 @@ class TrainingJobAdmin(admin.ModelAdmin):
         "status",
         "progress",
         "model_version",
+        "attempts",
+        "heartbeat_at",
         "created_by",
         "created_at",
         "finished_at",
     )
     list_filter = ("status", "model_name")
     search_fields = ("model_name", "original_filename", "target", "error")
-    readonly_fields = ("model_version", "created_at", "started_at", "finished_at")
+    readonly_fields = (
+        "model_version",
+        "attempts",
+        "claimed_at",
+        "heartbeat_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )

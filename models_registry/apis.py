@@ -58,12 +58,9 @@ class ModelVersionPromoteApi(APIView):
     def post(self, request, name, version):
         payload = ReasonInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            change = services.model_version_promote(
-                name=name, version=version, actor=request.user, reason=payload.validated_data["reason"]
-            )
-        except services.PromotionError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        change = services.model_version_promote(
+            name=name, version=version, actor=request.user, reason=payload.validated_data["reason"]
+        )
         return Response(AliasChangeOutputSerializer(change).data, status=status.HTTP_201_CREATED)
 
 
@@ -74,10 +71,5 @@ class ModelRollbackApi(APIView):
     def post(self, request, name):
         payload = ReasonInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            change = services.model_version_rollback(
-                name=name, actor=request.user, reason=payload.validated_data["reason"]
-            )
-        except services.PromotionError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        change = services.model_version_rollback(name=name, actor=request.user, reason=payload.validated_data["reason"])
         return Response(AliasChangeOutputSerializer(change).data, status=status.HTTP_201_CREATED)

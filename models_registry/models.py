@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from jobs.models import Job
+
 
 class ModelVersion(models.Model):
     """Our record of a registered MLflow model version.
@@ -82,32 +84,24 @@ class AliasChange(models.Model):
         return f"{self.model_name}@{self.alias}: {self.from_version} -> {self.to_version}"
 
 
-class TrainingJob(models.Model):
-    """A training request made from the web page, run by a Celery worker."""
+class TrainingJob(Job):
+    """A training request made from the web page, run by a Celery worker (lifecycle: `jobs`)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    run_task_name = "models_registry.training_job_run"
 
     model_name = models.CharField(max_length=255)
     csv_path = models.CharField(max_length=1024)
     original_filename = models.CharField(max_length=255)
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=32, blank=True, help_text="Blank: inferred")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=255, blank=True)
-    error = models.TextField(blank=True)
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reused_existing = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -8,16 +8,24 @@ and why in `AliasChange` (MLflow keeps no history of alias moves).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
-from mlapp.task_queue import job_enqueue_on_commit
+from jobs.services import (
+    JobLost,
+    job_claim,
+    job_enqueue_on_commit,
+    job_fail,
+    job_heartbeat,
+    job_heartbeats,
+    job_succeed,
+)
+from mlapp.errors import ApplicationError
 
 from . import mlflow_access, signals
 from .files import upload_save
@@ -27,10 +35,11 @@ from .serving import loader
 from .training import TrainingInputError, model_train
 
 logger = logging.getLogger(__name__)
-TRAINING_STALE_AFTER = timedelta(minutes=30)
+# model_train's progress from which it writes to MLflow (see training.py).
+TRAINING_WRITES_REGISTRY_AT = 70
 
 
-class PromotionError(ValueError):
+class PromotionError(ApplicationError, ValueError):
     """The alias cannot move; the message says why."""
 
 
@@ -193,8 +202,6 @@ def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reas
 
 def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
     """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
-    from django.conf import settings
-
     from .tasks import training_job_run_task
 
     upload_dir = Path(settings.MLAPP_UPLOAD_DIR) / "training"
@@ -214,46 +221,45 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
 
 
 def training_job_run(*, job_id: int) -> TrainingJob:
+    """Train the job's CSV; a duplicate delivery, or one for a job another worker holds, does nothing.
+
+    A job whose worker was lost is taken again and trains from the start (training is
+    idempotent: the same data and settings reuse the version already registered).
+    """
+    claim = job_claim(model=TrainingJob, pk=job_id)
     job = TrainingJob.objects.get(pk=job_id)
-    # Claim it: only one delivery runs a queued job; a job left running by a killed
-    # worker is claimed again once it is stale (the task is acks_late).
-    now = timezone.now()
-    claimable = Q(status=TrainingJob.Status.QUEUED) | Q(
-        status=TrainingJob.Status.RUNNING, started_at__lt=now - TRAINING_STALE_AFTER
-    )
-    if not TrainingJob.objects.filter(claimable, pk=job.pk).update(status=TrainingJob.Status.RUNNING, started_at=now):
-        return job  # a duplicate delivery: another worker ran it or is running it
+    if claim is None:
+        return job
+    with job_heartbeats(claim):  # one fit can outlast the stale timeout: beat from a thread too
 
-    def progress(percent: int, stage: str) -> None:
-        TrainingJob.objects.filter(pk=job.pk).update(progress=percent, stage=stage[:255])
+        def progress(percent: int, stage: str) -> None:
+            try:
+                job_heartbeat(claim, progress=percent, stage=stage[:255])
+            except JobLost:
+                if percent < TRAINING_WRITES_REGISTRY_AT:
+                    raise
+                # Writing to the registry already: finish it, so no half-registered version is left.
 
-    try:
-        result = model_train(
-            csv=job.csv_path,
-            target=job.target,
-            name=job.model_name,
-            task=job.task or None,
-            actor=job.created_by,
-            source_name=job.original_filename,
-            progress=progress,
-        )
-    except TrainingInputError as exc:
-        TrainingJob.objects.filter(pk=job.pk).update(
-            status=TrainingJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-    except Exception as exc:
-        logger.exception("Training job %s failed", job.pk)
-        TrainingJob.objects.filter(pk=job.pk).update(
-            status=TrainingJob.Status.FAILED, error=f"Internal error: {exc}", finished_at=timezone.now()
-        )
-        raise
-    else:
-        TrainingJob.objects.filter(pk=job.pk).update(
-            status=TrainingJob.Status.SUCCEEDED,
-            model_version=result.model_version,
-            reused_existing=result.reused_existing,
-            progress=100,
-            finished_at=timezone.now(),
-        )
+        try:
+            result = model_train(
+                csv=job.csv_path,
+                target=job.target,
+                name=job.model_name,
+                task=job.task or None,
+                actor=job.created_by,
+                source_name=job.original_filename,
+                progress=progress,
+            )
+            job_succeed(claim, model_version=result.model_version, reused_existing=result.reused_existing, progress=100)
+        except JobLost:
+            logger.warning("Training job %s was taken back from this worker; it stops here", job.pk)
+        except TrainingInputError as exc:
+            job_fail(claim, error=str(exc))
+        except SoftTimeLimitExceeded:
+            job_fail(claim, error=f"Stopped after its time limit ({settings.MLAPP_JOB_TIME_LIMIT_SECONDS} s)")
+        except Exception as exc:
+            logger.exception("Training job %s failed", job.pk)
+            job_fail(claim, error=f"Internal error: {exc}")
+            raise
     job.refresh_from_db()
     return job

@@ -32,6 +32,8 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from mlapp.errors import UnavailableError
+
 from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
@@ -52,8 +54,14 @@ def _resident_bytes() -> int | None:
         return None
 
 
-class ModelUnavailable(RuntimeError):
-    """No version can be served: none registered under the alias, or the registry is unreachable."""
+class ModelUnavailable(UnavailableError):
+    """No version can be served now: it cannot be resolved or loaded (a 503: retry later)."""
+
+
+class ModelNotDeployed(ModelUnavailable):
+    """The model has no version under the alias: nothing to retry (a 404)."""
+
+    status_code = 404
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ class ModelLoader:
             return state.version
         if version is None:
             self._aliases.pop(key, None)
-            raise ModelUnavailable(f"{name} has no {alias} version")
+            raise ModelNotDeployed(f"{name} has no {alias} version")
         if state is not None and state.version != version:
             logger.info("%s@%s moved from version %s to %s", name, alias, state.version, version)
             if preload:

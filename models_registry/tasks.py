@@ -1,8 +1,10 @@
 from celery import shared_task
 
+from jobs.limits import job_task_options
+
 from . import services
 
 
-@shared_task(name="models_registry.training_job_run", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="models_registry.training_job_run", **job_task_options())
 def training_job_run_task(job_id: int) -> str:
     return services.training_job_run(job_id=job_id).status

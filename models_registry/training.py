@@ -35,6 +35,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from mlapp.errors import ApplicationError
+
 from . import mlflow_access
 from .features import frame_coerce, nul_rows
 from .models import ModelVersion
@@ -63,7 +65,7 @@ TRAINING_CONFIG = {
 Progress = Callable[[int, str], None]
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(ApplicationError, ValueError):
     """The CSV, target or task cannot be trained on; the message says why."""
 
 

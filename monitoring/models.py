@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from jobs.models import Claimable, JobStates
+
 
 class Severity(models.TextChoices):
     INFO = "info"
@@ -26,14 +28,22 @@ class IngestionRun(models.Model):
         return f"ingestion run #{self.pk}"
 
 
-class IngestedFile(models.Model):
-    """A raw file, claimed once by its content hash, and where its rows went."""
+class IngestedFile(Claimable):
+    """A raw file, claimed once by its content hash, and where its rows went.
+
+    Its claim follows the jobs lifecycle: a heartbeat while it is processed; a stale
+    PROCESSING claim, or a FAILED one (our error), is taken again by the next run.
+    """
 
     class Status(models.TextChoices):
         PROCESSING = "processing"
         DONE = "done"  # split into good and bad rows
         QUARANTINED = "quarantined"  # rejected whole
         FAILED = "failed"  # our error, not the file's: retried
+
+    states = JobStates(
+        running="processing", succeeded="done", retry_failed=True, bounded_attempts=False, error_field="reason"
+    )
 
     run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
     original_name = models.CharField(max_length=512)

@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from jobs.limits import job_task_options
+
 from .services import alerts, ingestion
 
 
@@ -36,13 +38,13 @@ def refresh_prediction_rollups_task() -> int:
 # --- ingestion ------------------------------------------------------------------
 
 
-@shared_task(name="monitoring.ingest_raw_files", acks_late=True, reject_on_worker_lost=True, expires=55)
+@shared_task(name="monitoring.ingest_raw_files", expires=55, **job_task_options())
 def ingest_raw_files_task(model_name: str) -> int:
     """One pass over raw/<model>/ (overlapping passes are safe: files are claimed by content hash)."""
     return ingestion.ingestion_run_execute(model_name=model_name).pk
 
 
-@shared_task(name="monitoring.deployments_sync", acks_late=True, reject_on_worker_lost=True, expires=50)
+@shared_task(name="monitoring.deployments_sync", expires=50, **job_task_options())
 def deployments_sync_task() -> list[str]:
     """Folders and schedules for every served model (and outside alias moves decided)."""
     from .services import deployments

@@ -37,6 +37,8 @@ class BatchJobAdmin(admin.ModelAdmin):
         "model_version",
         "rows_done",
         "rows_total",
+        "attempts",
+        "heartbeat_at",
         "created_by",
         "created_at",
         "finished_at",

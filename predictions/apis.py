@@ -6,19 +6,18 @@ from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlapp.api_parsers import JSONParser
-from models_registry.selectors import deployment_get, deployment_list
+from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
 
 from . import selectors, services
 from .models import Prediction, Source
-from .validation import InputValidationError
+from .validation import FieldError, InputValidationError
 
 
 class LenientJSONParser(JSONParser):
@@ -65,21 +64,13 @@ class PredictApi(APIView):
         ),
     )
     def post(self, request, model_name: str):
-        try:
-            body = request.data
-        except ParseError as exc:
-            return _bad_request([{"row": None, "field": None, "problem": f"malformed JSON: {exc.detail}"}])
+        body = request.data
         if not isinstance(body, dict) or ("rows" in body) == ("features" in body):
-            return _bad_request(
-                [{"row": None, "field": None, "problem": 'send an object with "rows" (a list) or "features" (one row)'}]
+            raise InputValidationError(
+                [FieldError(None, None, 'send an object with "rows" (a list) or "features" (one row)')]
             )
         records = body["rows"] if "rows" in body else [body["features"]]
-        try:
-            result = services.predictions_make(model_name=model_name, records=records, source=Source.API)
-        except InputValidationError as exc:
-            return _bad_request([error.as_dict() for error in exc.errors])
-        except ModelUnavailable as exc:
-            return _model_unavailable(model_name, exc)
+        result = services.predictions_make(model_name=model_name, records=records, source=Source.API)
         return Response(
             {
                 "model_name": result.model_name,
@@ -93,21 +84,6 @@ class PredictApi(APIView):
                 "warnings": [warning.as_dict() for warning in result.warnings],
             }
         )
-
-
-def _bad_request(errors: list[dict]) -> Response:
-    return Response({"detail": "Invalid input", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _model_unavailable(model_name: str, exc: ModelUnavailable) -> Response:
-    """404 for a model that is not served at all, 503 when it is but cannot answer now."""
-    if deployment_get(model_name) is None:
-        served = ", ".join(d.name for d in deployment_list()) or "none yet"
-        return Response(
-            {"detail": f"{model_name} has no production version: nothing to score with (served models: {served})"},
-            status=status.HTTP_404_NOT_FOUND,
-        )
-    return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class PredictMovedApi(APIView):
@@ -187,14 +163,9 @@ class PredictionFeedbackApi(APIView):
     def post(self, request, prediction_id):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            prediction = services.prediction_feedback_record(
-                prediction_id=prediction_id, actual=payload.validated_data["actual"]
-            )
-        except Prediction.DoesNotExist:
-            return Response({"detail": f"No prediction {prediction_id}"}, status=status.HTTP_404_NOT_FOUND)
-        except services.FeedbackError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        prediction = services.prediction_feedback_record(
+            prediction_id=prediction_id, actual=payload.validated_data["actual"]
+        )
         return Response(PredictionOutputSerializer(prediction).data)
 
 

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from jobs.models import Claimable, Job, JobStates
+
 
 class Source(models.TextChoices):
     WEB = "web"
@@ -9,16 +11,15 @@ class Source(models.TextChoices):
     SCHEDULED = "scheduled"
 
 
-class BatchJob(models.Model):
-    """A CSV uploaded for batch scoring, scored by a Celery worker."""
+class BatchJob(Job):
+    """A CSV uploaded for batch scoring, scored by a Celery worker in chunks.
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    Its lifecycle (claim, heartbeat per chunk, reclaim, fail, succeed) is `jobs`';
+    `cursor` is the last committed chunk, so a job taken again resumes after it.
+    """
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    run_task_name = "predictions.batch_job_run"
+
     model_name = models.CharField(max_length=255)
     model_version = models.PositiveIntegerField(null=True, blank=True)
     input_path = models.CharField(max_length=1024)
@@ -26,14 +27,14 @@ class BatchJob(models.Model):
     output_path = models.CharField(max_length=1024, blank=True)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     summary = models.JSONField(default=dict, blank=True)
+    # Written with each chunk's rows, in one transaction: chunk size, chunks done, bytes of the
+    # scored CSV so far, running counts (see predictions/services/batch.py).
+    cursor = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -42,7 +43,7 @@ class BatchJob(models.Model):
         return f"batch #{self.pk} {self.original_filename} ({self.status})"
 
 
-class GoodFile(models.Model):
+class GoodFile(Claimable):
     """A validated file handed over for scheduled scoring.
 
     Ingestion (in `monitoring`) registers good files through
@@ -58,6 +59,8 @@ class GoodFile(models.Model):
 
     # The model whose raw folder the file came in by, and that scores it.
     model_name = models.CharField(max_length=255)
+    # Claimed through the jobs lifecycle (heartbeat per chunk); the scheduled pass retakes a stale claim.
+    states = JobStates(queued="pending", running="scoring", succeeded="scored", bounded_attempts=False)
     path = models.CharField(max_length=1024)
     sha256 = models.CharField(max_length=64)
     rows = models.PositiveIntegerField()
@@ -80,8 +83,11 @@ class GoodFile(models.Model):
         return self.path
 
 
-class ScheduledRun(models.Model):
-    """One run of the scheduled prediction job."""
+class ScheduledRun(Claimable):
+    """One run of the scheduled prediction job (a heartbeat per file; the reclaim step marks
+    a run whose worker was lost failed, and later runs retake its files)."""
+
+    abandon_when_stale = True
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -129,6 +135,7 @@ class Prediction(models.Model):
     # No database-level foreign keys on the log: a constraint costs a lookup per
     # logged row at commit (millions per batch file). Django still applies
     # on_delete (SET_NULL, PROTECT) when a job or file is deleted through it.
+    # Looked up through the leading column of prediction_batch_row_once; no index of its own.
     batch_job = models.ForeignKey(
         BatchJob,
         null=True,
@@ -136,6 +143,7 @@ class Prediction(models.Model):
         on_delete=models.SET_NULL,
         related_name="predictions",
         db_constraint=False,
+        db_index=False,
     )
     # Looked up through the leading column of prediction_file_row_once; no index of its own.
     good_file = models.ForeignKey(
@@ -171,6 +179,12 @@ class Prediction(models.Model):
                 fields=["good_file", "row_number", "model_name", "model_version"],
                 condition=models.Q(good_file__isnull=False),
                 name="prediction_file_row_once",
+            ),
+            # A batch file row is stored once however often its job is taken again (row: 1 = first data row).
+            models.UniqueConstraint(
+                fields=["batch_job", "row_number"],
+                condition=models.Q(batch_job__isnull=False),
+                name="prediction_batch_row_once",
             ),
         ]
 

@@ -2,14 +2,16 @@
 
 from celery import shared_task
 
+from jobs.limits import job_task_options
+
 from .services import batch, scheduled
 
 
-@shared_task(name="predictions.batch_job_run", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="predictions.batch_job_run", **job_task_options())
 def batch_job_run_task(job_id: int) -> str:
     return batch.batch_job_run(job_id=job_id).status
 
 
-@shared_task(name="predictions.score_good_files", acks_late=True, reject_on_worker_lost=True, expires=100)
+@shared_task(name="predictions.score_good_files", expires=100, **job_task_options())
 def score_good_files_task(model_name: str) -> int:
     return scheduled.scheduled_scoring_run(model_name=model_name).pk

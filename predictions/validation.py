@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlapp.errors import INVALID_INPUT, ApplicationError
 from models_registry.features import nul_rows
 from models_registry.profile import NUMERIC, FeatureSpec, feature_specs
 
@@ -28,10 +29,16 @@ class FieldError:
         return {"row": self.row, "field": self.field, "problem": self.problem}
 
 
-class InputValidationError(ValueError):
+class InputValidationError(ApplicationError, ValueError):
+    """Rows or fields that cannot be scored: each one named in `field_errors` (and `errors`, as the API shows them)."""
+
     def __init__(self, errors: list[FieldError]):
-        self.errors = errors
-        super().__init__("; ".join(_describe(e) for e in errors[:10]))
+        super().__init__(INVALID_INPUT, errors=[error.as_dict() for error in errors])
+        self.field_errors = errors
+        self.description = "; ".join(_describe(e) for e in errors[:10])
+
+    def __str__(self) -> str:
+        return self.description
 
 
 def _describe(error: FieldError) -> str:

@@ -26,10 +26,9 @@ PAGE_ROWS = 50
 
 
 def _unavailable(request, model_name: str, exc: ModelUnavailable):
-    """The model's page when it cannot serve: 404 if it is not a deployment, 503 if it is and cannot load."""
-    code = 404 if deployment_get(model_name) is None else 503
+    """The model's page when it cannot serve: 404 if it has no production version, 503 if it cannot load."""
     context = {"nav": "predict", "model_name": model_name, "unavailable": str(exc)}
-    return render(request, "predictions/predict.html", context, status=code)
+    return render(request, "predictions/predict.html", context, status=exc.status_code)
 
 
 @login_required
@@ -46,7 +45,7 @@ def predict(request, model_name: str):
                 model_name=model_name, records=[form.record()], source=Source.WEB, served=served
             )
         except InputValidationError as exc:
-            for error in exc.errors:
+            for error in exc.field_errors:
                 form.add_error(error.field if error.field in form.fields else None, error.problem)
     return render(
         request,

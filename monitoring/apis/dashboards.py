@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlapp.errors import NotFoundError
 from models_registry.permissions import IsStaff
 from predictions.models import Source
 
@@ -99,10 +100,7 @@ class DriftReportListApi(APIView):
         """Run a drift check of the model now (staff) and store its report."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        try:
-            report = drift.drift_report_create(model_name=model_name, **payload.validated_data)
-        except drift.DriftCheckError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        report = drift.drift_report_create(model_name=model_name, **payload.validated_data)
         return Response(DriftReportDetailOutputSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
@@ -111,7 +109,7 @@ class DriftReportDetailApi(APIView):
     def get(self, request, model_name: str, pk: int):
         report = selectors.drift_report_get(report_id=pk, model_name=model_name)
         if report is None:
-            return Response({"detail": f"{model_name} has no drift report #{pk}."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"{model_name} has no drift report #{pk}.")
         return Response(DriftReportDetailOutputSerializer(report).data)
 
 
@@ -131,7 +129,7 @@ class DriftVerdictApi(APIView):
     def get(self, request, model_name: str):
         verdict = drift.drift_latest_verdict(model_name)
         if verdict is None:
-            return Response({"detail": f"No drift report for {model_name} yet."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"No drift report for {model_name} yet.")
         return Response(self.OutputSerializer(verdict).data)
 
 
@@ -201,10 +199,7 @@ class PredictionSeriesApi(APIView):
     def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.prediction_series(model_name=model_name, **params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.prediction_series(model_name=model_name, **params.validated_data)
         return Response(self.OutputSerializer(series).data)
 
 
@@ -234,10 +229,7 @@ class PerformanceSeriesApi(APIView):
     def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.performance_series(model_name=model_name, **params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.performance_series(model_name=model_name, **params.validated_data)
         return Response(self.OutputSerializer(series).data)
 
 
@@ -272,8 +264,5 @@ class DataQualitySeriesApi(APIView):
     def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            series = selectors.data_quality_series(model_name=model_name, **params.validated_data)
-        except selectors.SeriesError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        series = selectors.data_quality_series(model_name=model_name, **params.validated_data)
         return Response(self.OutputSerializer(series).data)

@@ -1,11 +1,12 @@
 """REST: ingested files with counts and issues, ingestion runs, alerts (list, acknowledge)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mlapp.errors import NotFoundError
 from models_registry.permissions import IsStaff
 
 from ..models import Alert, IngestedFile
@@ -80,7 +81,7 @@ class IngestedFileListApi(APIView):
     def get(self, request):
         run = request.query_params.get("run")
         if run is not None and not run.isdigit():
-            return Response({"run": "must be a run id (a positive integer)"}, status=status.HTTP_400_BAD_REQUEST)
+            raise serializers.ValidationError({"run": "must be a run id (a positive integer)"})
         files = selectors.ingested_file_list(
             model_name=_model_param(request), status=_status_param(request), run_id=int(run) if run else None
         )
@@ -100,11 +101,11 @@ class IngestedFileDetailApi(APIView):
     def get(self, request, pk):
         ingested_file = selectors.ingested_file_get(pk=pk)
         if ingested_file is None:
-            return Response({"detail": f"No ingested file #{pk}"}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"No ingested file #{pk}")
         try:
             limit = min(max(int(request.query_params.get("rows", 20)), 0), 500)
         except ValueError:
-            return Response({"rows": "must be an integer"}, status=status.HTTP_400_BAD_REQUEST)
+            raise serializers.ValidationError({"rows": "must be an integer"})
         ingested_file.quarantined_rows = (
             selectors.quarantine_rows_as_dicts(ingested_file=ingested_file, limit=limit)
             if ingested_file.status == IngestedFile.Status.DONE
@@ -131,7 +132,7 @@ class IngestionRunListApi(APIView):
         try:
             limit = min(max(int(request.query_params.get("limit", 20)), 1), 200)
         except ValueError:
-            return Response({"limit": "must be an integer"}, status=status.HTTP_400_BAD_REQUEST)
+            raise serializers.ValidationError({"limit": "must be an integer"})
         runs = selectors.ingestion_run_list(model_name=_model_param(request), limit=limit)
         return Response(self.OutputSerializer(runs, many=True).data)
 
@@ -168,15 +169,13 @@ class AlertListApi(APIView):
     def get(self, request):
         state = request.query_params.get("state", "open")
         if state not in selectors.ALERT_STATES:
-            return Response(
-                {"state": f"unknown state {state!r}; choose one of {', '.join(selectors.ALERT_STATES)}"},
-                status=status.HTTP_400_BAD_REQUEST,
+            raise serializers.ValidationError(
+                {"state": f"unknown state {state!r}; choose one of {', '.join(selectors.ALERT_STATES)}"}
             )
         kind = request.query_params.get("kind") or None
         if kind is not None and kind not in Alert.Kind.values:
-            return Response(
-                {"kind": f"unknown kind {kind!r}; choose one of {', '.join(Alert.Kind.values)}"},
-                status=status.HTTP_400_BAD_REQUEST,
+            raise serializers.ValidationError(
+                {"kind": f"unknown kind {kind!r}; choose one of {', '.join(Alert.Kind.values)}"}
             )
         paginator = Pagination()
         alerts = selectors.alert_list(state=state, kind=kind, model_name=_model_param(request))
@@ -190,5 +189,5 @@ class AlertAcknowledgeApi(APIView):
     @extend_schema(request=None, responses=AlertOutputSerializer)
     def post(self, request, pk):
         if selectors.alert_get(pk=pk) is None:
-            return Response({"detail": f"No alert #{pk}"}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFoundError(f"No alert #{pk}")
         return Response(AlertOutputSerializer(alert_acknowledge(alert_id=pk, user=request.user)).data)

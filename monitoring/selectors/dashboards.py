@@ -18,6 +18,7 @@ from django.db.models import Count, F, Max, Min, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
+from mlapp.errors import ApplicationError
 from models_registry.models import ModelVersion
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
@@ -35,7 +36,7 @@ DEFAULT_SPAN = {MINUTE: timedelta(hours=3), HOUR: timedelta(days=7), DAY: timede
 MAX_POINTS = 5000
 
 
-class SeriesError(ValueError):
+class SeriesError(ApplicationError, ValueError):
     """A series request that cannot be answered as asked; the message names the field."""
 
 

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models.fields.json import KeyTextTransform
 from django.urls import reverse
 
+from mlapp.errors import ApplicationError
 from models_registry.profile import NUMERIC
 from models_registry.serving import ModelUnavailable, loader, model_version_profile
 from predictions.models import Prediction
@@ -46,7 +47,7 @@ MAX_CATEGORIES_SHOWN = 25
 OTHER = "(other)"
 
 
-class DriftCheckError(Exception):
+class DriftCheckError(ApplicationError):
     """A drift check could not run; the message says why (not a bug: nothing to retry)."""
 
 

@@ -9,11 +9,12 @@ One pass (`ingestion_run_execute`) lists the complete files in ``raw/`` (see
 `monitoring.validation.file_is_complete`: ``*.part`` and dot-files never, other
 files once unchanged for ``min_age_seconds``) and processes each one:
 
-1. **Claim** it by content hash: inserting the `IngestedFile` row succeeds for
-   exactly one run (``(model_name, sha256)`` is unique), so overlapping runs and several
-   workers never process the same content twice. A FAILED file, or one stuck in
-   PROCESSING longer than ``stale_claim_seconds`` (its worker was killed), is
-   re-claimed by a conditional UPDATE that only one run can win.
+1. **Claim** it by content hash (the `jobs` lifecycle): inserting the
+   `IngestedFile` row succeeds for exactly one run (``(model_name, sha256)`` is
+   unique), so overlapping runs and several workers never process the same content
+   twice. The claim beats while the file is processed; a FAILED file, or one in
+   PROCESSING whose heartbeat is older than ``MLAPP_JOB_STALE_SECONDS`` (its
+   worker was killed), is re-claimed by a conditional UPDATE only one run wins.
 2. **Split** it (`monitoring.validation.file_validate_and_split`): good rows to
    ``good/<stem>-<sha10>.csv``, bad rows with a ``reason`` column to
    ``bad/<stem>-<sha10>.csv``; both written as ``.part`` and renamed.
@@ -40,14 +41,13 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from jobs.services import Claim, JobLost, job_claim, job_create_claimed, job_fail, job_heartbeats, job_succeed
 from models_registry.serving import ModelUnavailable, loader
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
@@ -65,7 +65,6 @@ class IngestionConfig:
     """Knobs of the ingestion job; `from_settings` reads them (names in docs/ingestion.md)."""
 
     min_age_seconds: float = 5.0  # MLAPP_INGEST_MIN_AGE_SECONDS
-    stale_claim_seconds: float = 600.0  # MLAPP_INGEST_STALE_SECONDS: a PROCESSING claim older than this is retried
     max_files_per_run: int = 100  # MLAPP_INGEST_MAX_FILES_PER_RUN: the rest wait for the next run
     bad_share_alert: float = 0.2  # MLAPP_ALERT_BAD_SHARE: alert when a file's bad-row share reaches this
     rule_severity_alert: str = Severity.CRITICAL  # MLAPP_ALERT_MIN_SEVERITY: alert on any issue this severe
@@ -75,7 +74,6 @@ class IngestionConfig:
     def from_settings(cls, **overrides) -> IngestionConfig:
         values = {
             "min_age_seconds": getattr(settings, "MLAPP_INGEST_MIN_AGE_SECONDS", cls.min_age_seconds),
-            "stale_claim_seconds": getattr(settings, "MLAPP_INGEST_STALE_SECONDS", cls.stale_claim_seconds),
             "max_files_per_run": getattr(settings, "MLAPP_INGEST_MAX_FILES_PER_RUN", cls.max_files_per_run),
             "bad_share_alert": getattr(settings, "MLAPP_ALERT_BAD_SHARE", cls.bad_share_alert),
             "rule_severity_alert": getattr(settings, "MLAPP_ALERT_MIN_SEVERITY", cls.rule_severity_alert),
@@ -156,29 +154,21 @@ def ingested_file_claim(
     model_name = run.model_name
     try:
         with transaction.atomic():
-            created = IngestedFile.objects.create(
-                model_name=model_name, sha256=sha256, original_name=path.name, size_bytes=size, run=run
+            created, _ = job_create_claimed(
+                model=IngestedFile,
+                model_name=model_name,
+                sha256=sha256,
+                original_name=path.name,
+                size_bytes=size,
+                run=run,
             )
             return created, None
     except IntegrityError:
         pass
-    now = timezone.now()
-    retryable = Q(status=IngestedFile.Status.FAILED) | Q(
-        status=IngestedFile.Status.PROCESSING, started_at__lt=now - timedelta(seconds=config.stale_claim_seconds)
-    )
-    # A conditional UPDATE: when two runs race for a retry, the second sees the new status and gets 0 rows.
-    won = IngestedFile.objects.filter(retryable, model_name=model_name, sha256=sha256).update(
-        status=IngestedFile.Status.PROCESSING,
-        run=run,
-        original_name=path.name,
-        size_bytes=size,
-        started_at=now,
-        finished_at=None,
-        reason="",
-        rows_in=0,
-        rows_good=0,
-        rows_bad=0,
-    )
+    # A retry (failed, or stale): when two runs race for it, exactly one conditional UPDATE wins.
+    known = IngestedFile.objects.values_list("pk", flat=True).get(model_name=model_name, sha256=sha256)
+    retry = {"run": run, "original_name": path.name, "size_bytes": size, "started_at": timezone.now()}
+    won = job_claim(model=IngestedFile, pk=known, fields={**retry, "rows_in": 0, "rows_good": 0, "rows_bad": 0})
     existing = IngestedFile.objects.get(model_name=model_name, sha256=sha256)
     if won:
         logger.info("Retrying %s (claimed again by run %s)", path.name, run.pk)
@@ -260,11 +250,10 @@ def _alert_for_file(*, ingested: IngestedFile, issues: list, config: IngestionCo
     )
 
 
-def _ingested_file_fail(*, ingested: IngestedFile, exc: BaseException) -> None:
+def _ingested_file_fail(*, ingested: IngestedFile, claim: Claim, exc: BaseException) -> None:
     reason = f"internal error, retried by the next run: {type(exc).__name__}: {exc}"[:2000]
-    IngestedFile.objects.filter(pk=ingested.pk).update(
-        status=IngestedFile.Status.FAILED, reason=reason, finished_at=timezone.now()
-    )
+    if not job_fail(claim, error=reason):
+        return  # another run has the file now
     ingested.refresh_from_db()
     alert_raise(
         kind=Alert.Kind.SYSTEM,
@@ -300,23 +289,26 @@ def ingested_file_process(
     folders = data_folders(run.model_name)
     stem = _output_stem(path.name, sha256)
     good_path, bad_path = folders["good"] / f"{stem}.csv", folders["bad"] / f"{stem}.csv"
+    claim = Claim.held(ingested)
     try:
-        served = served or loader().get(run.model_name)
-        result = file_validate_and_split(
-            raw_path=path,
-            profile=served.profile,
-            good_path=good_path,
-            bad_path=bad_path,
-            config=ValidationConfig(range_tolerance=config.range_tolerance),
-        )
-        if result.whole_file_reason:
-            status = IngestedFile.Status.QUARANTINED
-            final = folders["bad"] / f"{stem}.quarantined{path.suffix}"
-        else:
-            status = IngestedFile.Status.DONE
-            final = folders["archive"] / f"{timezone.now():%Y-%m-%d}" / f"{stem}{path.suffix}"
+        with job_heartbeats(claim):  # one big file can take longer than the stale timeout
+            served = served or loader().get(run.model_name)
+            result = file_validate_and_split(
+                raw_path=path,
+                profile=served.profile,
+                good_path=good_path,
+                bad_path=bad_path,
+                config=ValidationConfig(range_tolerance=config.range_tolerance),
+            )
+            if result.whole_file_reason:
+                status = IngestedFile.Status.QUARANTINED
+                final = folders["bad"] / f"{stem}.quarantined{path.suffix}"
+            else:
+                status = IngestedFile.Status.DONE
+                final = folders["archive"] / f"{timezone.now():%Y-%m-%d}" / f"{stem}{path.suffix}"
         with transaction.atomic():
-            IngestedFile.objects.filter(pk=ingested.pk).update(
+            job_succeed(  # JobLost: another run took the file over; nothing of this attempt is kept
+                claim,
                 status=status,
                 model_name=served.name,
                 model_version=served.version,
@@ -351,10 +343,13 @@ def ingested_file_process(
                 )
             ingested.refresh_from_db()
             _alert_for_file(ingested=ingested, issues=result.issues, config=config)
+    except JobLost:  # stalled past the stale timeout: the run that took over writes the same outputs
+        logger.warning("Ingesting %s was taken over by another run", path.name)
+        return None
     except Exception as exc:  # ours, not the file's: recorded on the file and retried by the next run
         logger.exception("Ingesting %s failed; the next run retries it", path.name)
         _remove_outputs(good_path, bad_path)
-        _ingested_file_fail(ingested=ingested, exc=exc)
+        _ingested_file_fail(ingested=ingested, claim=claim, exc=exc)
         return ingested
     try:
         _move(path, final)

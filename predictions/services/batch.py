@@ -1,8 +1,12 @@
 """Batch scoring of an uploaded CSV, run by a Celery worker in chunks.
 
 Each chunk is validated (vectorised), scored with the production model loaded
-once for the job, written to the inference log in bulk (COPY on PostgreSQL) and
-appended to the scored CSV (a .part file renamed at the end).
+once for the job, appended to the scored CSV (a .part file renamed at the end)
+and written to the inference log in bulk (COPY on PostgreSQL) in one transaction
+with the job's cursor and heartbeat (`jobs` lifecycle). A job whose worker was
+lost is taken again and resumes after the last committed chunk: the scored CSV
+is cut back to what that chunk had written, and the log's unique (job, row)
+key holds each row once.
 """
 
 from __future__ import annotations
@@ -12,19 +16,21 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection
-from django.utils import timezone
+from django.db import connection, transaction
 
-from mlapp.task_queue import job_enqueue_on_commit
+from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
+from mlapp.errors import ApplicationError
 from models_registry.files import upload_save
-from models_registry.serving import ModelUnavailable
+from models_registry.serving import ModelUnavailable, loader
 
 from ..models import BatchJob, Source
 from ..validation import frame_missing_columns, frame_validate
@@ -32,10 +38,9 @@ from .predict import served_model_get
 from .store import RowContext, prediction_rows_write
 
 logger = logging.getLogger(__name__)
-CHUNK_ROWS = 50_000
 
 
-class BatchFileError(ValueError):
+class BatchFileError(ApplicationError, ValueError):
     """The whole file cannot be scored; the message says why."""
 
 
@@ -71,9 +76,9 @@ def _count_rows(path: Path) -> int:
     return max(lines - 1, 0)
 
 
-def _chunks(path: Path):
+def _chunks(path: Path, *, chunk_rows: int):
     try:
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS, encoding="utf-8-sig")
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
         raise BatchFileError("The file is empty: expected a header row and data rows") from exc
     except UnicodeDecodeError as exc:
@@ -108,23 +113,60 @@ def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, pr
     return pa.table(columns)
 
 
+def _part_path(job: BatchJob, attempt: int) -> Path:
+    """Each attempt writes its own scored file: one that lost its claim cannot touch the next one's."""
+    return Path(job.input_path).with_name(f"{job.pk}-scored.{attempt}.csv.part")
+
+
+def _output_path(job: BatchJob) -> Path:
+    return Path(job.input_path).with_name(f"{job.pk}-scored.csv")
+
+
+def _copy_committed(job: BatchJob, *, cursor: _Cursor, target: Path) -> None:
+    """Start `target` with the bytes the committed chunks wrote (what an earlier attempt left)."""
+    source = _part_path(job, cursor.part)
+    if not source.exists():
+        source = _output_path(job)  # that attempt finished the file but was lost before recording it
+    size = source.stat().st_size if source.exists() else 0
+    if size < cursor.output_bytes:
+        raise BatchFileError(
+            f"The partly scored file has {size} bytes, fewer than the {cursor.output_bytes} its committed "
+            "chunks wrote (deleted, or on another machine): upload the file again"
+        )
+    with source.open("rb") as reader, target.open("wb") as writer:
+        left = cursor.output_bytes
+        while left and (block := reader.read(min(left, 1 << 22))):
+            writer.write(block)
+            left -= len(block)
+
+
 class _ScoredCsv:
     """The scored CSV: the header by Python's csv module (Arrow quotes every column
-    name), the rows by Arrow's CSV writer (C++, ~6x pandas' to_csv here)."""
+    name), the rows by Arrow's CSV writer (C++, ~6x pandas' to_csv here).
 
-    def __init__(self, path: Path):
+    `resume_at`: the file already holds the committed chunks' bytes; writing goes on after them.
+    """
+
+    def __init__(self, path: Path, *, resume_at: int = 0):
         self.path = path
+        self.resume_at = resume_at
         self.handle = None
         self.writer = None
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table) -> int:
+        """Append `table`; returns the file's size after it."""
         if self.writer is None:
-            with self.path.open("w", newline="", encoding="utf-8") as header:
-                csv.writer(header).writerow(table.column_names)
-            self.handle = self.path.open("ab")
+            if self.resume_at:
+                self.handle = self.path.open("ab")
+            else:
+                with self.path.open("w", newline="", encoding="utf-8") as header:
+                    csv.writer(header).writerow(table.column_names)
+                self.handle = self.path.open("ab")
             options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
             self.writer = pacsv.CSVWriter(self.handle, table.schema, write_options=options)
         self.writer.write_table(table)
+        self.handle.flush()
+        return self.handle.tell()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -133,22 +175,77 @@ class _ScoredCsv:
             self.handle.close()
 
 
+@dataclass
+class _Cursor:
+    """Where a job stands after its last committed chunk (stored in `BatchJob.cursor`)."""
+
+    chunk_rows: int
+    chunks_done: int = 0
+    part: int = 0  # the attempt whose scored file holds the committed bytes
+    output_bytes: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    classes: dict = field(default_factory=dict)  # classification: predicted label -> rows
+    values: dict = field(default_factory=dict)  # regression: min, max, sum, count
+
+    def add(self, *, outputs, scored: int, rejected: int, output_bytes: int) -> None:
+        self.chunks_done += 1
+        self.output_bytes = output_bytes
+        self.rows_scored += scored
+        self.rows_rejected += rejected
+        if outputs is None:
+            return
+        if outputs.labels is not None:
+            labels, counts = np.unique(outputs.labels.astype(str), return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                self.classes[label] = self.classes.get(label, 0) + count
+        else:
+            values = np.asarray(outputs.values, dtype=float)
+            seen = self.values
+            self.values = {
+                "min": min(seen.get("min", np.inf), float(values.min())),
+                "max": max(seen.get("max", -np.inf), float(values.max())),
+                "sum": seen.get("sum", 0.0) + float(values.sum()),
+                "count": seen.get("count", 0) + len(values),
+            }
+
+    def summary(self, *, seconds: float) -> dict:
+        summary = {"rows_scored": self.rows_scored, "rows_rejected": self.rows_rejected, "seconds": round(seconds, 2)}
+        if self.classes:
+            summary["predicted_classes"] = dict(sorted(self.classes.items()))
+        if self.values:
+            summary["predicted_values"] = {
+                "min": self.values["min"],
+                "mean": self.values["sum"] / self.values["count"],
+                "max": self.values["max"],
+            }
+        return summary
+
+
+def _chunk_commit(*, claim: Claim, rows: dict | None, cursor: dict, rows_done: int) -> None:
+    """One chunk's rows and the job's cursor, in one transaction, only while the claim holds."""
+    with transaction.atomic():
+        if rows is not None:
+            prediction_rows_write(**rows)
+        job_heartbeat(claim, cursor=cursor, rows_done=rows_done)  # JobLost: the rows roll back too
+
+
 @contextmanager
-def _row_writer():
-    """Call `prediction_rows_write` on another thread and connection, one chunk in flight.
+def _chunk_committer():
+    """Call `_chunk_commit` on another thread and connection, one chunk in flight.
 
     The server stores chunk k while this thread validates and predicts chunk k+1.
     A second connection sees committed rows only, so inside a transaction (tests)
     the writes run inline on the caller's connection; so they do on SQLite (one writer).
     """
     if connection.in_atomic_block or connection.vendor != "postgresql":
-        yield lambda **kwargs: prediction_rows_write(**kwargs)
+        yield lambda **kwargs: _chunk_commit(**kwargs)
         return
     pending = []
 
     def in_thread(kwargs):
         try:
-            return prediction_rows_write(**kwargs)
+            return _chunk_commit(**kwargs)
         finally:
             connection.close()  # the thread's own connection
 
@@ -166,85 +263,89 @@ def _row_writer():
                 pending.pop().result()
 
 
+def _served_for(job: BatchJob):
+    """The production version when the job starts; the same version when it is taken again."""
+    if job.model_version is not None:
+        return loader().get_version(job.model_name, job.model_version)
+    return served_model_get(job.model_name)
+
+
+def _score(job: BatchJob, claim: Claim, *, partial: Path) -> _Cursor:
+    served = _served_for(job)
+    cursor = _Cursor(**job.cursor) if job.cursor else _Cursor(chunk_rows=settings.MLAPP_BATCH_CHUNK_ROWS)
+    rows_total = _count_rows(Path(job.input_path))
+    job_heartbeat(claim, rows_total=rows_total, model_version=served.version)
+    context = RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk)
+    if cursor.output_bytes:
+        _copy_committed(job, cursor=cursor, target=partial)
+    cursor.part = claim.attempt
+    scored_csv = _ScoredCsv(partial, resume_at=cursor.output_bytes)
+    with _chunk_committer() as commit, closing(scored_csv):
+        for number, chunk in enumerate(_chunks(Path(job.input_path), chunk_rows=cursor.chunk_rows)):
+            if number < cursor.chunks_done:
+                continue  # committed by an earlier attempt
+            missing = frame_missing_columns(chunk, served.profile)
+            if missing:
+                raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
+            check = frame_validate(chunk, served.profile)
+            valid = check.valid
+            outputs = rows = None
+            if valid.any():
+                # Typed by validation: the model and the inference log get numbers as numbers.
+                features = check.model_input[valid]
+                outputs = served.predict_model_input(features)
+                # Row 1 is the first data row; pandas numbers rows across chunks.
+                rows = {
+                    "served": served,
+                    "features": features,
+                    "outputs": outputs,
+                    "context": context,
+                    "row_numbers": chunk.index.to_numpy()[valid] + 1,
+                }
+            size = scored_csv.write(
+                _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
+            )
+            cursor.add(outputs=outputs, scored=int(valid.sum()), rejected=int((~valid).sum()), output_bytes=size)
+            commit(claim=claim, rows=rows, cursor=asdict(cursor), rows_done=cursor.rows_scored + cursor.rows_rejected)
+    if cursor.rows_scored + cursor.rows_rejected == 0:
+        raise BatchFileError("The file has a header but no data rows")
+    return cursor
+
+
 def batch_job_run(*, job_id: int) -> BatchJob:
-    """Score the job's file; idempotent for duplicate deliveries (claimed once)."""
-    claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.QUEUED).update(
-        status=BatchJob.Status.RUNNING, started_at=timezone.now()
-    )
+    """Score the job's file, resuming after its last committed chunk if it was taken again.
+
+    A duplicate delivery, or one for a job another worker holds, does nothing.
+    """
+    claim = job_claim(model=BatchJob, pk=job_id)
     job = BatchJob.objects.get(pk=job_id)
-    if not claimed:
+    if claim is None:
         return job
-    output = Path(job.input_path).with_name(f"{job.pk}-scored.csv")
-    partial = output.with_suffix(".csv.part")
+    output, partial = _output_path(job), _part_path(job, claim.attempt)
     started = time.perf_counter()
     try:
-        served = served_model_get(job.model_name)
-        rows_total = _count_rows(Path(job.input_path))
-        BatchJob.objects.filter(pk=job.pk).update(rows_total=rows_total, model_version=served.version)
-        scored = rejected = 0
-        outputs_seen: list = []
-        scored_csv = _ScoredCsv(partial)
-        with _row_writer() as rows_write, closing(scored_csv):
-            for chunk in _chunks(Path(job.input_path)):
-                missing = frame_missing_columns(chunk, served.profile)
-                if missing:
-                    raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
-                check = frame_validate(chunk, served.profile)
-                valid = check.valid
-                outputs = None
-                if valid.any():
-                    # Typed by validation: the model and the inference log get numbers as numbers.
-                    features = check.model_input[valid]
-                    outputs = served.predict_model_input(features)
-                    rows_write(
-                        served=served,
-                        features=features,
-                        outputs=outputs,
-                        context=RowContext(source=Source.BATCH, request_id=f"batch:{job.pk}", batch_job_id=job.pk),
-                    )
-                    outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
-                scored_csv.write(
-                    _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
-                )
-                scored += int(valid.sum())
-                rejected += int((~valid).sum())
-                BatchJob.objects.filter(pk=job.pk).update(rows_done=scored + rejected)
-        if scored + rejected == 0:
-            raise BatchFileError("The file has a header but no data rows")
+        cursor = _score(job, claim, partial=partial)
         partial.replace(output)
+        for earlier in range(1, claim.attempt):
+            _part_path(job, earlier).unlink(missing_ok=True)
+        job_succeed(
+            claim,
+            output_path=str(output),
+            summary=cursor.summary(seconds=time.perf_counter() - started),
+            rows_total=cursor.rows_scored + cursor.rows_rejected,
+            rows_done=cursor.rows_scored + cursor.rows_rejected,
+        )
+    except JobLost:
+        logger.warning("Batch job %s was taken back from this worker; it stops here", job.pk)
     except (BatchFileError, ModelUnavailable) as exc:
         partial.unlink(missing_ok=True)
-        BatchJob.objects.filter(pk=job.pk).update(
-            status=BatchJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-        return BatchJob.objects.get(pk=job.pk)
+        job_fail(claim, error=str(exc))
+    except SoftTimeLimitExceeded:
+        partial.unlink(missing_ok=True)
+        job_fail(claim, error=f"Stopped after its time limit ({settings.MLAPP_JOB_TIME_LIMIT_SECONDS} s)")
     except Exception:
         partial.unlink(missing_ok=True)
         logger.exception("Batch job %s failed", job.pk)
-        BatchJob.objects.filter(pk=job.pk).update(
-            status=BatchJob.Status.FAILED,
-            error="Internal error while scoring (see the worker log)",
-            finished_at=timezone.now(),
-        )
+        job_fail(claim, error="Internal error while scoring (see the worker log)")
         raise
-    summary = {"rows_scored": scored, "rows_rejected": rejected, "seconds": round(time.perf_counter() - started, 2)}
-    if outputs_seen:
-        everything = np.concatenate(outputs_seen)
-        if served.task == "classification":
-            labels, counts = np.unique(everything.astype(str), return_counts=True)
-            summary["predicted_classes"] = {str(k): int(v) for k, v in zip(labels, counts, strict=True)}
-        else:
-            summary["predicted_values"] = {
-                "min": float(everything.min()),
-                "mean": float(everything.mean()),
-                "max": float(everything.max()),
-            }
-    BatchJob.objects.filter(pk=job.pk).update(
-        status=BatchJob.Status.SUCCEEDED,
-        output_path=str(output),
-        summary=summary,
-        rows_total=scored + rejected,
-        rows_done=scored + rejected,
-        finished_at=timezone.now(),
-    )
     return BatchJob.objects.get(pk=job.pk)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from models_registry.selectors import model_version_get
-from models_registry.serving import ServedModel, loader
+from mlapp.errors import ApplicationError, NotFoundError
+from models_registry.selectors import deployment_list, model_version_get
+from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
 from ..models import Prediction
 from ..validation import FieldError, records_unseen_categories, records_validate
@@ -35,8 +36,15 @@ class PredictionResponse:
 
 
 def served_model_get(model_name: str) -> ServedModel:
-    """The version of `model_name` answering now: its `production` version."""
-    return loader().get(model_name)
+    """The version of `model_name` answering now: its `production` version.
+
+    Raises `ModelNotDeployed` (404) naming the models that are served when it has none.
+    """
+    try:
+        return loader().get(model_name)
+    except ModelNotDeployed as exc:
+        served = ", ".join(d.name for d in deployment_list()) or "none yet"
+        raise ModelNotDeployed(f"{exc}: nothing to score with (served models: {served})") from exc
 
 
 def predictions_make(
@@ -100,7 +108,7 @@ def predictions_make(
     )
 
 
-class FeedbackError(ValueError):
+class FeedbackError(ApplicationError, ValueError):
     """The outcome cannot be recorded; the message says why."""
 
 
@@ -108,7 +116,7 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
     """Store the actual outcome beside a prediction (for online performance)."""
     prediction = Prediction.objects.filter(pk=prediction_id).first()
     if prediction is None:
-        raise Prediction.DoesNotExist(f"No prediction {prediction_id}")
+        raise NotFoundError(f"No prediction {prediction_id}")
     if prediction.predicted_label is not None:  # classification
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")

@@ -7,29 +7,17 @@ service, and writes the result where the web process reads it.
 """
 
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.conf import settings
-from django.db import connection
 
 from models_registry.models import ModelVersion, TrainingJob
 from tests.conftest import requires_postgres, requires_redis
+from tests.integration.processes import celery_worker_start
 
-ROOT = Path(__file__).resolve().parents[2]
 TASK = "models_registry.training_job_run"
-
-
-def _database_url(settings_dict) -> str:
-    user, host, port, name = (settings_dict.get(k) for k in ("USER", "HOST", "PORT", "NAME"))
-    password = settings_dict.get("PASSWORD")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    return f"postgres://{auth}{host or 'localhost'}:{port or 5432}/{name}"
 
 
 @pytest.fixture
@@ -37,46 +25,8 @@ def redis_worker(mlflow_store, transactional_db, tmp_path):
     """Start `celery worker` on a private queue; stop it after the test."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     broker = os.environ["MLAPP_TEST_REDIS_URL"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "mlapp.settings",
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
-        "MLFLOW_ARTIFACT_ROOT": settings.MLFLOW_ARTIFACT_ROOT,
-        "MLAPP_VAR_DIR": str(tmp_path / "worker-var"),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-    }
     log = tmp_path / "worker.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mlapp",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"{queue}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    # Publish only once the worker has bound its queue: Redis drops messages sent to an unbound queue.
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"worker did not start: {log.read_text()}"
-        time.sleep(0.2)
+    process = celery_worker_start(tmp_path, queue=queue, broker=broker, log=log)
     # A producer of its own: the global app is eager in tests and may have cached its broker.
     producer = Celery("mlapp-test-producer", broker=broker, backend=broker)
     try:

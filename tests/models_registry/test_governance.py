@@ -131,6 +131,10 @@ def test_promote_through_the_api(two_versions, staff_client):
     missing_reason = staff_client.post(f"/api/v1/models/{name}/rollback/", {})
 
     assert response.status_code == 201 and response.json()["to_version"] == 2
-    assert missing_reason.status_code == 400 and "reason" in missing_reason.json()
+    assert missing_reason.status_code == 400
+    assert missing_reason.json() == {
+        "detail": "Invalid input",
+        "errors": [{"field": "reason", "problem": "This field is required."}],
+    }
     versions = staff_client.get(f"/api/v1/models/{name}/versions/").json()
     assert [(v["version"], v["aliases"]) for v in versions] == [(2, ["production"]), (1, [])]

@@ -363,14 +363,14 @@ def test_a_claim_left_by_a_killed_worker_is_retried_once_stale(folders, churn_mo
     content = _csv(n_rows=6, seed=6)
     _raw(folders, "orphan.csv", content)
     sha256 = hashlib.sha256(content.encode()).hexdigest()
-    claim = IngestedFile.objects.create(
-        model_name=CHURN, sha256=sha256, original_name="orphan.csv"
-    )  # PROCESSING, worker gone
+    claim = IngestedFile.objects.create(  # PROCESSING, worker gone
+        model_name=CHURN, sha256=sha256, original_name="orphan.csv", attempts=1, heartbeat_at=timezone.now()
+    )
 
     run = ingestion_run_execute(model_name=CHURN)
     assert run.files_processed == 0 and IngestedFile.objects.get().status == "processing"  # may still be running
 
-    IngestedFile.objects.filter(pk=claim.pk).update(started_at=timezone.now() - timezone.timedelta(hours=1))
+    IngestedFile.objects.filter(pk=claim.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(hours=1))
     run = ingestion_run_execute(model_name=CHURN)
 
     claim.refresh_from_db()

@@ -165,7 +165,9 @@ def test_api_filters_and_rejects_unknown_values(user_client, ingested):
     body = user_client.get("/api/v1/ingestion/files/", {"status": "quarantined"}).json()
     assert [f["original_name"] for f in body["results"]] == ["garbled.csv"]
     response = user_client.get("/api/v1/ingestion/files/", {"status": "exploded"})
-    assert response.status_code == 400 and "unknown status 'exploded'" in response.json()["status"]
+    assert response.status_code == 400 and response.json()["detail"] == "Invalid input"
+    (error,) = response.json()["errors"]
+    assert error["field"] == "status" and error["problem"].startswith("unknown status 'exploded'")
     assert user_client.get("/api/v1/ingestion/files/", {"run": "x"}).status_code == 400
     assert user_client.get("/api/v1/alerts/", {"state": "whatever"}).status_code == 400
 

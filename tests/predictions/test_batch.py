@@ -2,6 +2,7 @@
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -107,18 +108,14 @@ def test_job_page_shows_progress_summary_and_download(staff_client, housing_mode
 
 @requires_postgres  # the writer thread is used on PostgreSQL only
 @pytest.mark.django_db(transaction=True)
-def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path):
+def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path, settings):
     """Outside a transaction, PostgreSQL writes go through the writer thread's own connection."""
     from predictions.services import batch
 
     frame = churn_frame(n_rows=50, seed=5).iloc[:, :-1]
     job = _job_for(frame, tmp_path, churn_model.name)
-    original = batch.CHUNK_ROWS
-    batch.CHUNK_ROWS = 20  # three chunks, two in flight at most
-    try:
-        done = batch.batch_job_run(job_id=job.pk)
-    finally:
-        batch.CHUNK_ROWS = original
+    settings.MLAPP_BATCH_CHUNK_ROWS = 20  # three chunks, two in flight at most
+    done = batch.batch_job_run(job_id=job.pk)
     assert done.status == "succeeded" and done.summary["rows_scored"] == 50
     assert Prediction.objects.filter(batch_job=job, source="batch").count() == 50
 
@@ -151,3 +148,41 @@ def test_a_batch_the_task_queue_cannot_take_fails_saying_so(
     job = BatchJob.objects.get()
     assert job.status == "failed" and job.error.startswith("The task queue is unavailable")
     assert "The task queue is unavailable" in user_client.get(f"/predictions/batch/{job.pk}/").content.decode()
+
+
+def test_a_job_abandoned_after_its_first_chunk_resumes_there_and_stores_each_row_once(churn_model, tmp_path, settings):
+    """As a killed worker leaves it: one chunk committed, the next chunk's CSV appended but not
+    committed, the heartbeat stale. Taken again, the job goes on from the committed chunk."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from predictions.services.batch import batch_job_run
+
+    settings.MLAPP_BATCH_CHUNK_ROWS = 10
+    frame = churn_frame(n_rows=35, seed=9).iloc[:, :-1]
+    (tmp_path / "clean").mkdir()
+    clean = batch_job_run(job_id=_job_for(frame, tmp_path / "clean", churn_model.name).pk)
+    scored = Path(clean.output_path).read_bytes()
+    first_chunk = len(b"".join(scored.splitlines(keepends=True)[:11]))  # the header and 10 rows
+
+    job = _job_for(frame, tmp_path, churn_model.name)
+    batch_job_run(job_id=job.pk)
+    Prediction.objects.filter(batch_job=job, row_number__gt=10).delete()
+    part = tmp_path / f"{job.pk}-scored.1.csv.part"
+    part.write_bytes(scored[: first_chunk + 25])  # and a piece of chunk 2, never committed
+    (tmp_path / f"{job.pk}-scored.csv").unlink()
+    cursor = {**job.__class__.objects.get(pk=job.pk).cursor, "chunks_done": 1, "output_bytes": first_chunk}
+    cursor.update(rows_scored=10, rows_rejected=0, classes={}, part=1)
+    BatchJob.objects.filter(pk=job.pk).update(
+        status="running", cursor=cursor, heartbeat_at=timezone.now() - timedelta(minutes=5), finished_at=None
+    )
+
+    done = batch_job_run(job_id=job.pk)
+
+    assert done.status == "succeeded" and done.attempts == 2, done.error
+    assert Path(done.output_path).read_bytes() == scored and not part.exists()
+    per_row = Prediction.objects.filter(batch_job=job).values("row_number").annotate(n=Count("id"))
+    assert sorted(row["row_number"] for row in per_row) == list(range(1, 36)) and {r["n"] for r in per_row} == {1}
+    assert done.summary["rows_scored"] == 35 and sum(done.summary["predicted_classes"].values()) == 25

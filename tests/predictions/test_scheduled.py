@@ -52,7 +52,7 @@ def test_a_file_left_half_scored_by_a_killed_worker_is_completed_once(churn_mode
     scheduled_scoring_run(model_name=CHURN, chunk_rows=40)
     # As if the worker died after the first chunk: half the rows gone, the claim left behind.
     Prediction.objects.filter(good_file=good_file, row_number__gt=40).delete()
-    GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", claimed_at=timezone.now() - timedelta(hours=1))
+    GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", heartbeat_at=timezone.now() - timedelta(hours=1))
 
     rerun = scheduled_scoring_run(model_name=CHURN, chunk_rows=40)
 
@@ -83,7 +83,7 @@ def test_a_run_that_crashes_mid_file_is_recorded_and_the_next_run_finishes_the_f
     monkeypatch.undo()
 
     assert scheduled.scheduled_scoring_run(model_name=CHURN).files_scored == 0  # the claim is fresh: left alone
-    GoodFile.objects.filter(pk=good_file.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    GoodFile.objects.filter(pk=good_file.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     rerun = scheduled.scheduled_scoring_run(model_name=CHURN, chunk_rows=30)
 
     assert (rerun.status, rerun.files_scored, rerun.rows_scored) == ("succeeded", 1, 70)
@@ -93,7 +93,7 @@ def test_a_run_that_crashes_mid_file_is_recorded_and_the_next_run_finishes_the_f
 @pytest.mark.django_db
 def test_a_fresh_claim_is_not_stolen(churn_model, tmp_path):
     good_file = _good_file(tmp_path, "d.csv", 10, 4)
-    GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", claimed_at=timezone.now())
+    GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", heartbeat_at=timezone.now())
 
     run = scheduled_scoring_run(model_name=CHURN)
 
