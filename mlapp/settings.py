@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "core",
     "models_registry",
     "predictions",
     "monitoring",
@@ -176,9 +177,9 @@ WHITENOISE_USE_FINDERS = True
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "mlapp.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "mlapp.api_parsers.JSONParser",
+        "core.api_parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -17,10 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 from mlflow.exceptions import MlflowException
 
-from mlapp.task_queue import job_enqueue_on_commit
+from core.files import upload_save
+from core.task_queue import job_enqueue_on_commit
 
 from . import mlflow_access
-from .files import upload_save
 from .models import AliasChange, TrainingJob
 from .serving import loader
 from .training import TrainingInputError, model_train

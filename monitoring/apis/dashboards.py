@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from models_registry.permissions import IsStaff
+from core.permissions import IsStaff
 from predictions.models import Source
 
 from ..params import model_name_param

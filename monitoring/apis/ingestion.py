@@ -6,7 +6,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from models_registry.permissions import IsStaff
+from core.permissions import IsStaff
 
 from ..models import Alert, IngestedFile
 from ..selectors import ingestion as selectors

@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mlapp.task_queue import TaskQueueUnavailable, task_send
+from core.task_queue import TaskQueueUnavailable, task_send
 
 from ..models import Alert
 

@@ -9,8 +9,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mlapp.task_queue import TaskQueueUnavailable, task_send
-from models_registry.permissions import staff_required
+from core.permissions import staff_required
+from core.task_queue import TaskQueueUnavailable, task_send
 
 from ..models import Alert, IngestedFile
 from ..selectors import ingestion as selectors

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from mlapp.task_queue import job_enqueue_on_commit
-from models_registry.files import upload_save
+from core.files import upload_save
+from core.task_queue import job_enqueue_on_commit
 from models_registry.serving import ModelUnavailable
 
 from ..models import BatchJob, Source
