@@ -9,6 +9,7 @@ name, never at first use.
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -237,8 +238,6 @@ def _mlflow_uri_for(database: dict) -> str:
         # A separate file: SQLite allows one writer at a time per file.
         return f"sqlite:///{VAR_DIR / 'mlflow.sqlite3'}"
     if "postgresql" in database["ENGINE"]:
-        from urllib.parse import quote
-
         user = quote(database.get("USER") or "", safe="")
         password = quote(database.get("PASSWORD") or "", safe="")
         auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -119,9 +120,7 @@ def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reas
 
 def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
     """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
-    from django.conf import settings
-
-    from .tasks import training_job_run_task
+    from .tasks import training_job_run_task  # noqa: PLC0415 (tasks import this module)
 
     upload_dir = Path(settings.MLAPP_UPLOAD_DIR) / "training"
     job = TrainingJob.objects.create(

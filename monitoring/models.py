@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -201,9 +202,7 @@ class DriftSettings(models.Model):
         return f"drift settings of {self.model_name}"
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from .drift_stats import DriftConfig
+        from .drift_stats import DriftConfig  # noqa: PLC0415 (keeps scipy out of app loading)
 
         try:
             DriftConfig.from_dict(self.config)

@@ -49,7 +49,7 @@ def alert_raise(
             )
     except IntegrityError:
         return None  # raised before: alerts are not repeated
-    from ..tasks import alert_notify_task
+    from ..tasks import alert_notify_task  # noqa: PLC0415 (tasks import this module)
 
     def notify():
         try:

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from models_registry.demo_data import DATASETS, DEMO_TARGETS, demo_frame
+from models_registry.selectors import production_version_get
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ class DemoFile:
 
 def demo_dataset_for_served_model(*, model_name: str | None = None) -> str:
     """The demo dataset whose target the production model predicts."""
-    from models_registry.selectors import production_version_get
-
     name = model_name or settings.MLAPP_MODEL_NAME
     record = production_version_get(name)
     if record is None:

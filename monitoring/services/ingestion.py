@@ -44,6 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from models_registry.serving import ModelUnavailable, loader
+from predictions.services import good_file_register
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
 from ..validation import ValidationConfig, file_is_complete, file_validate_and_split
@@ -318,8 +319,6 @@ def ingested_file_process(
                 ]
             )
             if result.good_path:
-                from predictions.services import good_file_register
-
                 good_file_register(path=str(result.good_path), sha256=sha256, rows=result.rows_good)
             ingested.refresh_from_db()
             _alert_for_file(ingested=ingested, issues=result.issues, config=config)

@@ -15,6 +15,7 @@ from core.task_queue import TaskQueueUnavailable, task_send
 from ..models import Alert, IngestedFile
 from ..selectors import ingestion as selectors
 from ..services.alerts import alert_acknowledge as alert_acknowledge_service
+from ..tasks import ingest_raw_files_task
 
 PAGE_SIZE = 50
 
@@ -118,8 +119,6 @@ def alert_acknowledge(request, pk):
 @staff_required
 @require_POST
 def ingestion_run_now(request):
-    from ..tasks import ingest_raw_files_task
-
     try:
         task_send(ingest_raw_files_task)
     except TaskQueueUnavailable as exc:

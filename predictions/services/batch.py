@@ -40,7 +40,7 @@ class BatchFileError(ValueError):
 
 
 def batch_job_create(*, upload, actor) -> BatchJob:
-    from ..tasks import batch_job_run_task
+    from ..tasks import batch_job_run_task  # noqa: PLC0415 (tasks import this module)
 
     directory = Path(settings.MLAPP_UPLOAD_DIR) / "batch"
     job = BatchJob.objects.create(

@@ -9,6 +9,8 @@ from kombu.exceptions import OperationalError
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import BatchJob, Prediction
+from predictions.services import batch
+from predictions.services.batch import batch_job_run
 from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
@@ -64,16 +66,12 @@ def test_bad_batch_files_fail_with_a_clear_error_and_store_nothing(
 
 
 def _job_for(frame, tmp_path, served_name):
-    from predictions.models import BatchJob
-
     path = tmp_path / "input.csv"
     frame.to_csv(path, index=False)
     return BatchJob.objects.create(model_name=served_name, input_path=str(path), original_filename="input.csv")
 
 
 def test_a_job_is_claimed_once_and_the_scored_csv_has_probabilities(churn_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     job = _job_for(churn_frame(n_rows=30, seed=2).iloc[:, :-1], tmp_path, churn_model.name)
 
     first = batch_job_run(job_id=job.pk)
@@ -89,8 +87,6 @@ def test_a_job_is_claimed_once_and_the_scored_csv_has_probabilities(churn_model,
 
 
 def test_job_page_shows_progress_summary_and_download(staff_client, housing_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     job = _job_for(housing_frame(n_rows=20, seed=3).iloc[:, :-1], tmp_path, housing_model.name)
     page = staff_client.get(f"/predictions/batch/{job.pk}/").content.decode()
     assert "progress" in page and f"/predictions/batch/{job.pk}/status/" in page
@@ -107,8 +103,6 @@ def test_job_page_shows_progress_summary_and_download(staff_client, housing_mode
 @pytest.mark.django_db(transaction=True)
 def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path):
     """Outside a transaction, PostgreSQL writes go through the writer thread's own connection."""
-    from predictions.services import batch
-
     frame = churn_frame(n_rows=50, seed=5).iloc[:, :-1]
     job = _job_for(frame, tmp_path, churn_model.name)
     original = batch.CHUNK_ROWS
@@ -122,8 +116,6 @@ def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path
 
 
 def test_a_cell_the_log_cannot_store_rejects_its_row_not_the_job(churn_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     frame = churn_frame(n_rows=10, seed=3).iloc[:, :-1].astype(object)
     frame.loc[4, "region"] = "no\x00rth"
     job = batch_job_run(job_id=_job_for(frame, tmp_path, churn_model.name).pk)
