@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
@@ -36,7 +37,8 @@ from .row_scorer import RowScorer, row_scorer_build
 logger = logging.getLogger(__name__)
 
 # Versions kept in memory per process: the champion, a challenger, a shadow, and
-# the one just replaced (requests in flight may still hold it).
+# the one just replaced (requests in flight may still hold it). Past the bound, the
+# least recently used version goes.
 MAX_LOADED_VERSIONS = 4
 
 
@@ -249,6 +251,8 @@ class ModelLoader:
         key = (name, int(version))
         served = self._models.get(key)
         if served is not None:
+            with suppress(KeyError):  # evicted by another thread meanwhile: still ours to use
+                self._models.move_to_end(key)  # most recently used: evicted last
             return served
         with self._lock:  # one load per version, however many threads ask at once
             served = self._models.get(key)
@@ -267,7 +271,7 @@ class ModelLoader:
 
     def health(self) -> dict:
         return {
-            "loaded_versions": [f"{n} v{v}" for (n, v) in self._models],
+            "loaded_versions": [f"{n} v{v}" for (n, v) in list(self._models)],  # a copy: hits reorder it
             "aliases": {f"{n}@{a}": s.version for (n, a), s in self._aliases.items()},
             "registry_ok": self.registry_error is None,
             "registry_error": self.registry_error,
