@@ -250,7 +250,9 @@ def _mlflow_uri_for(database: dict) -> str:
 MLFLOW_TRACKING_URI = _read("MLFLOW_TRACKING_URI", str, _mlflow_uri_for(DATABASES["default"]))
 MLFLOW_ARTIFACT_ROOT = _read("MLFLOW_ARTIFACT_ROOT", str, (VAR_DIR / "mlartifacts").as_uri())
 MLFLOW_EXPERIMENT_NAME = _read("MLFLOW_EXPERIMENT_NAME", str, "mlapp")
-MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, "http://127.0.0.1:5000")
+# The port scripts/run starts the MLflow UI on; pages link runs there unless MLFLOW_UI_URL says otherwise.
+MLFLOW_PORT = _read("MLFLOW_PORT", int, 5000, minimum=1)
+MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, f"http://127.0.0.1:{MLFLOW_PORT}")
 
 # --- mlapp --------------------------------------------------------------------
 MLAPP_DATA_DIR = Path(_read("MLAPP_DATA_DIR", str, str(VAR_DIR / "data"))).resolve()
