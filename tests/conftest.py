@@ -21,7 +21,8 @@ from django.db import connection
 from mlapp.settings import _mlflow_uri_for
 from models_registry import mlflow_access
 from models_registry.demo_data import churn_frame, housing_frame
-from models_registry.models import ModelVersion
+from models_registry.models import AliasChange, ModelVersion
+from models_registry.selectors import served_version_get
 from models_registry.serving import loader
 from models_registry.training import model_train
 
@@ -99,13 +100,23 @@ def _housing_version_fields(mlflow_store, django_db_blocker, housing_csv):
 
 
 def _ensure_served(fields: dict):
-    """Our row exists and `production` points at the session's version."""
+    """Our row exists, `production` points at the session's version in MLflow, and our alias
+    history says it serves (as after a promotion through mlapp)."""
     record, _ = ModelVersion.objects.get_or_create(
         name=fields["name"],
         version=fields["version"],
         defaults={k: v for k, v in fields.items() if k not in ("name", "version")},
     )
     mlflow_access.client().set_registered_model_alias(record.name, mlflow_access.PRODUCTION, str(record.version))
+    if served_version_get(name=record.name) != record.version:
+        AliasChange.objects.create(
+            model_name=record.name,
+            alias=mlflow_access.PRODUCTION,
+            action=AliasChange.Action.BOOTSTRAP,
+            to_version=record.version,
+            actor_label="tests",
+            reason="the session's version",
+        )
     loader().invalidate(record.name)
     return record
 
@@ -115,22 +126,25 @@ def _background_alias_checks_end_with_their_test():
     """The loader checks aliases on daemon threads; one that outlived its test would
     run against the next test's settings and database (and log into closed streams)."""
     yield
+    from models_registry.deployments import watch_stop
+    from models_registry.serving import loader
+
+    watch_stop()
     for thread in threading.enumerate():
         if thread.name.startswith("alias-refresh-"):
             thread.join(timeout=60)
+    loader().registry_checked(None)  # what one test did to the registry says nothing about the next
 
 
 @pytest.fixture
-def churn_model(_churn_version_fields, db, settings):
-    """A classification model in production, served as MLAPP_MODEL_NAME."""
-    settings.MLAPP_MODEL_NAME = CHURN
+def churn_model(_churn_version_fields, db):
+    """A classification model in production (named test-churn)."""
     return _ensure_served(_churn_version_fields)
 
 
 @pytest.fixture
-def housing_model(_housing_version_fields, db, settings):
-    """A regression model in production, served as MLAPP_MODEL_NAME."""
-    settings.MLAPP_MODEL_NAME = HOUSING
+def housing_model(_housing_version_fields, db):
+    """A regression model in production (named test-housing), of other columns than churn."""
     return _ensure_served(_housing_version_fields)
 
 

@@ -11,11 +11,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from models_registry import mlflow_access, selectors, services
-from models_registry.demo_data import DEMO_TARGETS, demo_frame
+from models_registry.demo_data import DEMO_MODEL_NAME, DEMO_TARGETS, demo_frame
 from models_registry.models import AliasChange
 from models_registry.training import model_train
 
-from .schedules import periodic_tasks_setup
+from .deployments import deployments_sync
 
 ADMIN_USERNAME = "admin"
 
@@ -37,7 +37,7 @@ def admin_account_ensure() -> str:
 
 def demo_model_ensure(*, dataset: str = "churn", name: str | None = None) -> str:
     """Train, register and promote the demo model unless the served model already has a production version."""
-    name = name or settings.MLAPP_MODEL_NAME
+    name = name or DEMO_MODEL_NAME
     if selectors.model_aliases(name).get(mlflow_access.PRODUCTION):
         return f"{name} already has a production version: kept"
     demo_dir = Path(settings.VAR_DIR) / "demo"
@@ -58,11 +58,11 @@ def demo_model_ensure(*, dataset: str = "churn", name: str | None = None) -> str
     return f"trained {name} version {result.model_version.version} on {csv_path} and promoted it to production"
 
 
-def platform_bootstrap(*, dataset: str = "churn", with_demo_model: bool = True) -> list[str]:
-    for directory in ("raw", "good", "bad", "archive"):
-        (Path(settings.MLAPP_DATA_DIR) / directory).mkdir(parents=True, exist_ok=True)
+def platform_bootstrap(
+    *, dataset: str = "churn", with_demo_model: bool = True, demo_name: str = DEMO_MODEL_NAME
+) -> list[str]:
     lines = [admin_account_ensure()]
     if with_demo_model:
-        lines.append(demo_model_ensure(dataset=dataset))
-    lines.extend(periodic_tasks_setup())
+        lines.append(demo_model_ensure(dataset=dataset, name=demo_name))
+    lines.extend(deployments_sync())  # every served model's folders (raw/<model>/) and schedules
     return lines
