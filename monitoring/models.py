@@ -209,7 +209,7 @@ class DriftSettings(models.Model):
         return f"drift settings of {self.model_name}"
 
     def clean(self):
-        from .drift_stats import DriftConfig  # noqa: PLC0415 (keeps scipy out of app loading)
+        from .drift_stats import DriftConfig  # noqa: PLC0415 (importing the models loads no scipy)
 
         try:
             DriftConfig.from_dict(self.config)

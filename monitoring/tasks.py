@@ -2,7 +2,7 @@ import logging
 
 from celery import shared_task
 
-from .services import alerts, drift, ingestion, rollups
+from .services import alerts, deployments, drift, ingestion, rollups
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,4 @@ def ingest_raw_files_task(model_name: str) -> int:
 @shared_task(name="monitoring.deployments_sync", acks_late=True, reject_on_worker_lost=True, expires=50)
 def deployments_sync_task() -> list[str]:
     """Folders and schedules for every served model (and outside alias moves decided)."""
-    from .services import deployments
-
     return deployments.deployments_sync()

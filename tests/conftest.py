@@ -21,6 +21,7 @@ from django.db import connection
 from mlapp.settings import _mlflow_uri_for
 from models_registry import mlflow_access
 from models_registry.demo_data import churn_frame, housing_frame
+from models_registry.deployments import watch_stop
 from models_registry.models import AliasChange, ModelVersion
 from models_registry.selectors import served_version_get
 from models_registry.serving import loader
@@ -126,9 +127,6 @@ def _background_alias_checks_end_with_their_test():
     """The loader checks aliases on daemon threads; one that outlived its test would
     run against the next test's settings and database (and log into closed streams)."""
     yield
-    from models_registry.deployments import watch_stop
-    from models_registry.serving import loader
-
     watch_stop()
     for thread in threading.enumerate():
         if thread.name.startswith("alias-refresh-"):
