@@ -66,7 +66,7 @@ def _periodic_task_ensure(spec: dict) -> str:
         for field in changed:
             setattr(existing, field, wanted[field])
         existing.save(update_fields=changed)
-    return f"kept {spec['name']}: every {existing.interval} (edit it in the admin)"
+    return f"kept {spec['name']}: {existing.interval} (edit it in the admin)"
 
 
 def model_periodic_tasks_setup(model_name: str) -> list[str]:
