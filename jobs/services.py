@@ -26,7 +26,7 @@ from django.db.models import Model, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from mlapp.task_queue import TaskQueueUnavailable, task_send, task_send_by_name
+from core.task_queue import TaskQueueUnavailable, task_send, task_send_by_name
 
 from .models import Claimable
 

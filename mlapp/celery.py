@@ -19,6 +19,6 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _watch_deployments(**kwargs):
     """Each pool process follows every model's served version (outside moves included), loaded ahead."""
-    from models_registry.deployments import watch_start
+    from models_registry.deployments import watch_start  # noqa: PLC0415 (imported before the apps are loaded)
 
     watch_start()

@@ -2,14 +2,14 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
+from models_registry.selectors import deployment_list
+
 
 def _model_nav(request) -> dict:
     """The model the page is about (from its URL), and the same page for every other served model.
 
     Evaluated only when a template reads it (pages without the nav make no query).
     """
-    from models_registry.selectors import deployment_list
-
     names = [d.name for d in deployment_list()]
     match = getattr(request, "resolver_match", None)
     current = match.kwargs.get("model_name") if match else None

@@ -3,6 +3,6 @@ version current and loaded from the moment it starts, not from its first request
 
 
 def post_worker_init(worker):
-    from models_registry.deployments import watch_start
+    from models_registry.deployments import watch_start  # noqa: PLC0415 (gunicorn reads this before Django starts)
 
     watch_start()

@@ -5,7 +5,7 @@ import logging
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-from .api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from core.api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ class DatabaseUnavailableMiddleware:
 
     The page is rendered without the request context: that would ask the database
     for the session and the user again. (The REST API has its own handler, in
-    mlapp/api_errors.py.)
+    core/api_errors.py.)
     """
 
     def __init__(self, get_response):

@@ -9,6 +9,7 @@ name, never at first use.
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "core",
     "jobs",
     "models_registry",
     "predictions",
@@ -177,9 +179,9 @@ WHITENOISE_USE_FINDERS = True
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "mlapp.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "mlapp.api_parsers.JSONParser",
+        "core.api_parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -204,6 +206,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -------------------------------------------------------------------
+# The project's Celery app (mlapp/celery.py), for the bottom layers that send tasks by name.
+CELERY_APP_PATH = "mlapp.celery.app"
 CELERY_BROKER_URL = _read("CELERY_BROKER_URL", str, f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
 CELERY_RESULT_BACKEND = _read(
     "CELERY_RESULT_BACKEND",
@@ -257,8 +261,6 @@ def _mlflow_uri_for(database: dict) -> str:
         # A separate file: SQLite allows one writer at a time per file.
         return f"sqlite:///{VAR_DIR / 'mlflow.sqlite3'}"
     if "postgresql" in database["ENGINE"]:
-        from urllib.parse import quote
-
         user = quote(database.get("USER") or "", safe="")
         password = quote(database.get("PASSWORD") or "", safe="")
         auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
@@ -271,7 +273,9 @@ def _mlflow_uri_for(database: dict) -> str:
 MLFLOW_TRACKING_URI = _read("MLFLOW_TRACKING_URI", str, _mlflow_uri_for(DATABASES["default"]))
 MLFLOW_ARTIFACT_ROOT = _read("MLFLOW_ARTIFACT_ROOT", str, (VAR_DIR / "mlartifacts").as_uri())
 MLFLOW_EXPERIMENT_NAME = _read("MLFLOW_EXPERIMENT_NAME", str, "mlapp")
-MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, "http://127.0.0.1:5000")
+# The port scripts/run starts the MLflow UI on; pages link runs there unless MLFLOW_UI_URL says otherwise.
+MLFLOW_PORT = _read("MLFLOW_PORT", int, 5000, minimum=1)
+MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, f"http://127.0.0.1:{MLFLOW_PORT}")
 
 # --- mlapp --------------------------------------------------------------------
 MLAPP_DATA_DIR = Path(_read("MLAPP_DATA_DIR", str, str(VAR_DIR / "data"))).resolve()

@@ -3,8 +3,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import IsStaff
+
 from . import selectors, services
-from .permissions import IsStaff
 
 
 class ModelListApi(APIView):

@@ -6,8 +6,10 @@ at their own store).
 """
 
 from functools import cache
+from importlib import metadata
 
 import mlflow
+import mlflow.store.db.utils
 from django.conf import settings
 from mlflow.tracking import MlflowClient
 
@@ -26,9 +28,9 @@ SKOPS_TRUSTED_TYPES = [
 
 def serving_requirements() -> list[str]:
     """Pinned requirements of a logged model: what this process trained it with."""
-    from importlib.metadata import version
-
-    return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "pandas", "numpy", "skops")]
+    return [
+        f"{package}=={metadata.version(package)}" for package in ("mlflow", "scikit-learn", "pandas", "numpy", "skops")
+    ]
 
 
 # MLflow retries creating a SQL engine 10 times with exponential backoff (~100 s)
@@ -38,8 +40,6 @@ REGISTRY_CONNECT_ATTEMPTS = 3
 
 def tracking_configure() -> None:
     """Point the mlflow module at our store (idempotent, cheap)."""
-    import mlflow.store.db.utils
-
     mlflow.store.db.utils.MAX_RETRY_COUNT = REGISTRY_CONNECT_ATTEMPTS
     if mlflow.get_tracking_uri() != settings.MLFLOW_TRACKING_URI:
         mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)

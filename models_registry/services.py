@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from mlflow.exceptions import MlflowException
 
+from core.errors import ApplicationError
+from core.files import upload_save
 from jobs.services import (
     JobLost,
     job_claim,
@@ -25,10 +27,8 @@ from jobs.services import (
     job_heartbeats,
     job_succeed,
 )
-from mlapp.errors import ApplicationError
 
 from . import mlflow_access, signals
-from .files import upload_save
 from .models import AliasChange, TrainingJob
 from .selectors import served_version_get
 from .serving import loader
@@ -202,7 +202,7 @@ def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reas
 
 def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
     """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
-    from .tasks import training_job_run_task
+    from .tasks import training_job_run_task  # noqa: PLC0415 (tasks import this module)
 
     upload_dir = Path(settings.MLAPP_UPLOAD_DIR) / "training"
     job = TrainingJob.objects.create(

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from mlapp.errors import UnavailableError
+from core.errors import UnavailableError
 
 from . import mlflow_access
 from .features import frame_for_model

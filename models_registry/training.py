@@ -35,7 +35,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlapp.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import mlflow_access
 from .features import frame_coerce, nul_rows

@@ -5,10 +5,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.permissions import staff_required
+
 from . import mlflow_access, selectors, services
 from .forms import AliasMoveForm, TrainingForm
 from .models import TrainingJob
-from .permissions import staff_required
 from .profile import categories_by_share
 from .training import TrainingInputError, training_data_prepare
 

@@ -7,9 +7,9 @@ class MonitoringConfig(AppConfig):
 
     def ready(self):
         # Connecting receivers only: models_registry announces served-version changes without importing us.
-        from models_registry import signals
+        from models_registry import signals  # noqa: PLC0415 (models are importable only once apps are ready)
 
-        from .services import deployments
+        from . import receivers  # noqa: PLC0415 (same)
 
-        signals.served_version_changed.connect(deployments.on_served_version_changed, dispatch_uid="mon-deploy")
-        signals.outside_move_refused.connect(deployments.on_outside_move_refused, dispatch_uid="mon-refused")
+        signals.served_version_changed.connect(receivers.on_served_version_changed, dispatch_uid="mon-deploy")
+        signals.outside_move_refused.connect(receivers.on_outside_move_refused, dispatch_uid="mon-refused")

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlapp.api_parsers import JSONParser
+from core.api_parsers import JSONParser
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
 

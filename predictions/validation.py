@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlapp.errors import INVALID_INPUT, ApplicationError
+from core.errors import INVALID_INPUT, ApplicationError
 from models_registry.features import nul_rows
 from models_registry.profile import NUMERIC, FeatureSpec, feature_specs
 

@@ -16,9 +16,16 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
+from mlapp.settings import _mlflow_uri_for
 from models_registry import mlflow_access
 from models_registry.demo_data import churn_frame, housing_frame
+from models_registry.deployments import watch_stop
+from models_registry.models import AliasChange, ModelVersion
+from models_registry.selectors import served_version_get
+from models_registry.serving import loader
+from models_registry.training import model_train
 
 CHURN = "test-churn"
 HOUSING = "test-housing"
@@ -39,10 +46,6 @@ requires_redis = _requires_env("MLAPP_TEST_REDIS_URL", "Redis")
 @pytest.fixture(scope="session")
 def mlflow_store(django_db_setup, django_db_blocker, tmp_path_factory):
     """Point MLflow at the test database (the same one Django's tables are in)."""
-    from django.db import connection
-
-    from mlapp.settings import _mlflow_uri_for
-
     with django_db_blocker.unblock():
         database = dict(connection.settings_dict)
     if database["ENGINE"] == "django.db.backends.sqlite3":
@@ -76,8 +79,6 @@ def housing_csv(data_dir) -> Path:
 
 
 def _train_once(django_db_blocker, *, csv, target, name):
-    from models_registry.training import model_train
-
     with django_db_blocker.unblock():
         result = model_train(csv=csv, target=target, name=name, actor_label="tests")
         mlflow_access.client().set_registered_model_alias(
@@ -102,10 +103,6 @@ def _housing_version_fields(mlflow_store, django_db_blocker, housing_csv):
 def _ensure_served(fields: dict):
     """Our row exists, `production` points at the session's version in MLflow, and our alias
     history says it serves (as after a promotion through mlapp)."""
-    from models_registry.models import AliasChange, ModelVersion
-    from models_registry.selectors import served_version_get
-    from models_registry.serving import loader
-
     record, _ = ModelVersion.objects.get_or_create(
         name=fields["name"],
         version=fields["version"],
@@ -130,9 +127,6 @@ def _background_alias_checks_end_with_their_test():
     """The loader checks aliases on daemon threads; one that outlived its test would
     run against the next test's settings and database (and log into closed streams)."""
     yield
-    from models_registry.deployments import watch_stop
-    from models_registry.serving import loader
-
     watch_stop()
     for thread in threading.enumerate():
         if thread.name.startswith("alias-refresh-"):

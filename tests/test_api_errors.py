@@ -1,12 +1,12 @@
-"""One error shape for every REST API error (mlapp/api_errors.py):
+"""One error shape for every REST API error (core/api_errors.py):
 {"detail": "<sentence>"} and, when particular input is wrong, "errors": [{"field", "problem", ...}]."""
 
 import pytest
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from mlapp.api_errors import api_exception_handler
-from mlapp.errors import ApplicationError
+from core.api_errors import api_exception_handler
+from core.errors import ApplicationError
 from tests.predictions.factories import CHURN_ROW
 
 pytestmark = pytest.mark.django_db

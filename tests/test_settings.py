@@ -19,13 +19,11 @@ def _clean_env() -> dict:
     }
 
 
-def _settings_import(env_overrides):
+def _settings_import(env_overrides, code="import django; django.setup()"):
     env = _clean_env()
     env.update(env_overrides)
     env["DJANGO_SETTINGS_MODULE"] = "mlapp.settings"
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(
@@ -36,12 +34,30 @@ def _settings_import(env_overrides):
         ({"DEBUG": "1", "MLAPP_SCORE_EVERY_MINUTES": "0"}, "MLAPP_SCORE_EVERY_MINUTES='0' must be at least 1"),
         ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
         ({"DEBUG": "1", "DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
+        ({"DEBUG": "1", "MLFLOW_PORT": "five"}, "Setting MLFLOW_PORT='five' is malformed"),
     ],
 )
 def test_malformed_settings_fail_at_start(tmp_path, overrides, message):
     result = _settings_import({"MLAPP_VAR_DIR": str(tmp_path), **overrides})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ui_url"),
+    [
+        ({}, "http://127.0.0.1:5000"),
+        ({"MLFLOW_PORT": "5110"}, "http://127.0.0.1:5110"),  # the port scripts/run starts the UI on
+        ({"MLFLOW_PORT": "5110", "MLFLOW_UI_URL": "https://mlflow.example.com"}, "https://mlflow.example.com"),
+    ],
+)
+def test_mlflow_run_links_follow_the_mlflow_port(tmp_path, overrides, ui_url):
+    result = _settings_import(
+        {"DEBUG": "1", "MLAPP_VAR_DIR": str(tmp_path), **overrides},
+        code="from django.conf import settings; print(settings.MLFLOW_UI_URL)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ui_url
 
 
 def test_embedded_defaults_need_no_server(tmp_path):

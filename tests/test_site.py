@@ -1,6 +1,7 @@
 """Site-wide URLs."""
 
 import pytest
+from django.db import OperationalError
 
 pytestmark = pytest.mark.django_db
 
@@ -12,8 +13,6 @@ def test_the_favicon_is_served(client):
 
 
 def test_a_page_whose_database_is_down_is_a_503_not_a_500(client, monkeypatch):
-    from django.db import OperationalError
-
     def database_down(*args, **kwargs):
         raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
 

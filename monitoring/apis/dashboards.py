@@ -10,8 +10,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlapp.errors import NotFoundError
-from models_registry.permissions import IsStaff
+from core.errors import NotFoundError
+from core.permissions import IsStaff
 from predictions.models import Source
 
 from ..selectors import dashboards as selectors

@@ -6,8 +6,8 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlapp.errors import NotFoundError
-from models_registry.permissions import IsStaff
+from core.errors import NotFoundError
+from core.permissions import IsStaff
 
 from ..models import Alert, IngestedFile
 from ..params import model_name_param

@@ -18,7 +18,7 @@ from django.db.models import Count, F, Max, Min, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
-from mlapp.errors import ApplicationError
+from core.errors import ApplicationError
 from models_registry.models import ModelVersion
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader

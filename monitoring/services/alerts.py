@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mlapp.task_queue import TaskQueueUnavailable, task_send
+from core.task_queue import TaskQueueUnavailable, task_send
 
 from ..models import Alert
 
@@ -52,7 +52,7 @@ def alert_raise(
             )
     except IntegrityError:
         return None  # raised before: alerts are not repeated
-    from ..tasks import alert_notify_task
+    from ..tasks import alert_notify_task  # noqa: PLC0415 (tasks import this module)
 
     def notify():
         try:

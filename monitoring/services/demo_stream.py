@@ -27,6 +27,7 @@ import pandas as pd
 from django.utils import timezone
 
 from models_registry.demo_data import DATASETS, DEMO_TARGETS, demo_frame
+from models_registry.selectors import production_version_get
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ class DemoFile:
 
 def demo_dataset_for_served_model(*, model_name: str) -> str:
     """The demo dataset whose target the model's production version predicts."""
-    from models_registry.selectors import production_version_get
-
     name = model_name
     record = production_version_get(name)
     if record is None:

@@ -43,12 +43,3 @@ def outside_move_refused_alert(*, change) -> Alert | None:
         message=f"{change.reason}\nPromote a version through mlapp to make the registry and serving agree again.",
         dedup_key=f"outside-move-refused:{change.model_name}:{change.pk}",
     )
-
-
-def on_served_version_changed(sender, change, **kwargs) -> None:
-    if change.to_version is not None:
-        deployment_setup(model_name=change.model_name)
-
-
-def on_outside_move_refused(sender, change, **kwargs) -> None:
-    outside_move_refused_alert(change=change)

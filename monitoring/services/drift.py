@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models.fields.json import KeyTextTransform
 from django.urls import reverse
 
-from mlapp.errors import ApplicationError
+from core.errors import ApplicationError
 from models_registry.profile import NUMERIC
 from models_registry.serving import ModelUnavailable, loader, model_version_profile
 from predictions.models import Prediction

@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from jobs.services import Claim, JobLost, job_claim, job_create_claimed, job_fail, job_heartbeats, job_succeed
 from models_registry.serving import ModelUnavailable, loader
+from predictions.services import good_file_register
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
 from ..validation import ValidationConfig, file_is_complete, file_validate_and_split
@@ -336,8 +337,6 @@ def ingested_file_process(
                 ]
             )
             if result.good_path:
-                from predictions.services import good_file_register
-
                 good_file_register(
                     model_name=served.name, path=str(result.good_path), sha256=sha256, rows=result.rows_good
                 )

@@ -9,8 +9,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mlapp.task_queue import TaskQueueUnavailable, task_send
-from models_registry.permissions import staff_required
+from core.permissions import staff_required
+from core.task_queue import TaskQueueUnavailable, task_send
 from models_registry.selectors import deployment_list
 
 from ..models import Alert, IngestedFile
@@ -18,6 +18,7 @@ from ..params import model_name_param
 from ..selectors import ingestion as selectors
 from ..services.alerts import alert_acknowledge as alert_acknowledge_service
 from ..services.ingestion import data_folders
+from ..tasks import ingest_raw_files_task
 
 PAGE_SIZE = 50
 
@@ -128,8 +129,6 @@ def alert_acknowledge(request, pk):
 @staff_required
 @require_POST
 def ingestion_run_now(request, model_name: str):
-    from ..tasks import ingest_raw_files_task
-
     try:
         task_send(ingest_raw_files_task, model_name)
     except TaskQueueUnavailable as exc:

@@ -27,9 +27,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.errors import ApplicationError
+from core.files import upload_save
 from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
-from mlapp.errors import ApplicationError
-from models_registry.files import upload_save
 from models_registry.serving import ModelUnavailable, loader
 
 from ..models import BatchJob, Source
@@ -46,7 +46,7 @@ class BatchFileError(ApplicationError, ValueError):
 
 def batch_job_create(*, model_name: str, upload, actor) -> BatchJob:
     """Save an uploaded CSV and queue its scoring by `model_name`'s production version."""
-    from ..tasks import batch_job_run_task
+    from ..tasks import batch_job_run_task  # noqa: PLC0415 (tasks import this module)
 
     directory = Path(settings.MLAPP_UPLOAD_DIR) / "batch"
     job = BatchJob.objects.create(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from mlapp.errors import ApplicationError, NotFoundError
+from core.errors import ApplicationError, NotFoundError
 from models_registry.selectors import deployment_list, model_version_get
 from models_registry.serving import ModelNotDeployed, ServedModel, loader
 

@@ -9,6 +9,7 @@ runs twice writes each row once. SQLite (embedded default): bulk_create.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -203,8 +204,6 @@ def _copy_postgresql(payload: bytes, *, n_rows: int, skip_existing: bool) -> int
 
 
 def _bulk_create(log: pd.DataFrame, *, skip_existing: bool) -> int:
-    import json
-
     def none_if_nan(value):
         return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 

@@ -11,6 +11,7 @@ from jobs.services import (
     JobLost,
     job_claim,
     job_claim_next,
+    job_create_claimed,
     job_fail,
     job_heartbeat,
     job_succeed,
@@ -19,7 +20,7 @@ from jobs.services import (
 )
 from models_registry.demo_data import churn_frame
 from models_registry.models import TrainingJob
-from predictions.models import BatchJob, Prediction
+from predictions.models import BatchJob, Prediction, ScheduledRun
 from tests.conftest import requires_postgres
 
 
@@ -190,9 +191,6 @@ def test_workers_racing_for_a_queue_each_job_goes_to_one_of_them():
 @pytest.mark.django_db
 def test_the_reclaim_step_closes_a_scheduled_run_whose_worker_was_lost(settings):
     """A run is a record of one pass: not restarted (later runs retake its files), but not left running."""
-    from jobs.services import job_create_claimed
-    from predictions.models import ScheduledRun
-
     alive, _ = job_create_claimed(model=ScheduledRun, model_name="m")
     lost, _ = job_create_claimed(model=ScheduledRun, model_name="m")
     _go_stale(lost, settings)

@@ -3,6 +3,7 @@
 import pytest
 
 from models_registry import mlflow_access, services
+from models_registry.demo_data import churn_frame
 from models_registry.models import AliasChange
 from models_registry.serving import loader
 from models_registry.training import model_train
@@ -13,8 +14,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def two_versions(mlflow_store, churn_csv, housing_csv, unique_model_name, tmp_path):
     """A model with v1 in production (bootstrap-like) and a trained v2."""
-    from models_registry.demo_data import churn_frame
-
     other = tmp_path / "churn-other.csv"
     churn_frame(n_rows=500, seed=7).to_csv(other, index=False)
     v1 = model_train(csv=churn_csv, target="churned", name=unique_model_name).model_version

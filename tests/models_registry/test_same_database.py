@@ -1,6 +1,7 @@
 """The MLflow backend store lives in the same PostgreSQL database as Django's tables."""
 
 import pytest
+from django.apps import apps
 from django.db import connection
 
 from tests.conftest import requires_postgres
@@ -40,7 +41,5 @@ def test_django_and_mlflow_tables_share_one_database(churn_model):
 
 def test_mlflow_and_django_table_names_do_not_collide():
     """Django's tables are all prefixed by their app; MLflow's alembic_version is MLflow's alone."""
-    from django.apps import apps
-
     django_tables = {model._meta.db_table for model in apps.get_models()}
     assert not django_tables & MLFLOW_TABLES

@@ -39,8 +39,6 @@ def test_training_registers_a_version_with_metrics_profile_and_hashes(mlflow_sto
     assert run.data.params["train_sha256"] == mv.training_data_sha256
     assert run.data.params["test_sha256"] == mv.test_data_sha256
     assert run.data.metrics["accuracy"] == pytest.approx(mv.metrics["accuracy"])
-    import mlflow
-
     assert mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/profile.json") == mv.profile
     model_info = mlflow.models.get_model_info(f"models:/{unique_model_name}/1")
     assert [c.name for c in model_info.signature.inputs.inputs] == [f["name"] for f in mv.profile["features"]]

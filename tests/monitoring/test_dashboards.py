@@ -9,6 +9,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from monitoring.models import DataQualityIssue, IngestedFile, PredictionRollup
 from monitoring.selectors import dashboards as selectors
@@ -345,8 +346,6 @@ def test_series_api(api_client_factory, plain_user, churn_model):
 
 @pytest.fixture
 def api_client_factory():
-    from rest_framework.test import APIClient
-
     def make(user):
         client = APIClient()
         client.force_authenticate(user)

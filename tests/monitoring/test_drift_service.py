@@ -18,6 +18,7 @@ from django.utils import timezone
 from models_registry.demo_data import demo_frame
 from models_registry.serving import loader
 from monitoring.models import Alert, DriftReport, DriftSettings, FeatureDrift
+from monitoring.schedules import model_periodic_tasks
 from monitoring.services.drift import (
     PREDICTION_FEATURE,
     DriftCheckError,
@@ -266,8 +267,6 @@ def test_check_drift_task_stores_a_report_and_skips_quietly_without_data(churn_m
 
 
 def test_check_drift_is_the_task_each_model_s_beat_schedule_names():
-    from monitoring.schedules import model_periodic_tasks
-
     (spec,) = [spec for spec in model_periodic_tasks("m") if spec["task"] == "monitoring.check_drift"]
     assert spec["kwargs"] == {"model_name": "m"}
 

@@ -2,14 +2,19 @@
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Count
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import BatchJob, Prediction
+from predictions.services import batch
+from predictions.services.batch import batch_job_run
 from tests.conftest import CHURN, requires_postgres
 
 pytestmark = pytest.mark.django_db
@@ -67,16 +72,12 @@ def test_bad_batch_files_fail_with_a_clear_error_and_store_nothing(
 
 
 def _job_for(frame, tmp_path, served_name):
-    from predictions.models import BatchJob
-
     path = tmp_path / "input.csv"
     frame.to_csv(path, index=False)
     return BatchJob.objects.create(model_name=served_name, input_path=str(path), original_filename="input.csv")
 
 
 def test_a_job_is_claimed_once_and_the_scored_csv_has_probabilities(churn_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     job = _job_for(churn_frame(n_rows=30, seed=2).iloc[:, :-1], tmp_path, churn_model.name)
 
     first = batch_job_run(job_id=job.pk)
@@ -92,8 +93,6 @@ def test_a_job_is_claimed_once_and_the_scored_csv_has_probabilities(churn_model,
 
 
 def test_job_page_shows_progress_summary_and_download(staff_client, housing_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     job = _job_for(housing_frame(n_rows=20, seed=3).iloc[:, :-1], tmp_path, housing_model.name)
     page = staff_client.get(f"/predictions/batch/{job.pk}/").content.decode()
     assert "progress" in page and f"/predictions/batch/{job.pk}/status/" in page
@@ -110,8 +109,6 @@ def test_job_page_shows_progress_summary_and_download(staff_client, housing_mode
 @pytest.mark.django_db(transaction=True)
 def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path, settings):
     """Outside a transaction, PostgreSQL writes go through the writer thread's own connection."""
-    from predictions.services import batch
-
     frame = churn_frame(n_rows=50, seed=5).iloc[:, :-1]
     job = _job_for(frame, tmp_path, churn_model.name)
     settings.MLAPP_BATCH_CHUNK_ROWS = 20  # three chunks, two in flight at most
@@ -121,8 +118,6 @@ def test_rows_written_on_a_second_connection_on_postgresql(churn_model, tmp_path
 
 
 def test_a_cell_the_log_cannot_store_rejects_its_row_not_the_job(churn_model, tmp_path):
-    from predictions.services.batch import batch_job_run
-
     frame = churn_frame(n_rows=10, seed=3).iloc[:, :-1].astype(object)
     frame.loc[4, "region"] = "no\x00rth"
     job = batch_job_run(job_id=_job_for(frame, tmp_path, churn_model.name).pk)
@@ -153,13 +148,6 @@ def test_a_batch_the_task_queue_cannot_take_fails_saying_so(
 def test_a_job_abandoned_after_its_first_chunk_resumes_there_and_stores_each_row_once(churn_model, tmp_path, settings):
     """As a killed worker leaves it: one chunk committed, the next chunk's CSV appended but not
     committed, the heartbeat stale. Taken again, the job goes on from the committed chunk."""
-    from datetime import timedelta
-
-    from django.db.models import Count
-    from django.utils import timezone
-
-    from predictions.services.batch import batch_job_run
-
     settings.MLAPP_BATCH_CHUNK_ROWS = 10
     frame = churn_frame(n_rows=35, seed=9).iloc[:, :-1]
     (tmp_path / "clean").mkdir()

@@ -1,16 +1,19 @@
 import hashlib
 import threading
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import GoodFile, Prediction, ScheduledRun
-from predictions.services import good_file_register
+from predictions.services import good_file_register, scheduled
 from predictions.services.scheduled import scheduled_scoring_run
+from predictions.tasks import score_good_files_task
 from tests.conftest import CHURN, HOUSING, requires_postgres
 
 
@@ -62,8 +65,6 @@ def test_a_file_left_half_scored_by_a_killed_worker_is_completed_once(churn_mode
 
 @pytest.mark.django_db
 def test_a_run_that_crashes_mid_file_is_recorded_and_the_next_run_finishes_the_file(churn_model, tmp_path, monkeypatch):
-    from predictions.services import scheduled
-
     good_file = _good_file(tmp_path, "crash.csv", 100, 8)
     real_write, calls = scheduled.prediction_rows_write, []
 
@@ -182,12 +183,6 @@ def test_each_model_scores_only_its_own_files(churn_model, housing_model, tmp_pa
 
 @pytest.mark.django_db
 def test_the_task_and_the_command_run_one_pass(churn_model, tmp_path):
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    from predictions.tasks import score_good_files_task
-
     _good_file(tmp_path, "h.csv", 10, 21)
     run_id = score_good_files_task.delay(CHURN).get()
     out = StringIO()

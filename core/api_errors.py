@@ -3,7 +3,7 @@
     {"detail": "<one sentence>"}                                  # most errors
     {"detail": "Invalid input", "errors": [{"field": "since", "problem": "..."}]}
 
-Services raise `mlapp.errors.ApplicationError` (its status code, message and
+Services raise `core.errors.ApplicationError` (its status code, message and
 errors), DRF raises its own exceptions (401, 403, 404, 405, 415, 429 keep DRF's
 `detail`; validation errors are flattened into `errors`), and a database that
 cannot be reached is a 503 (retry later), not a 500 (our bug). Views hold no

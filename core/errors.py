@@ -2,7 +2,7 @@
 
 Services and selectors raise it (or a subclass naming their domain: a promotion
 refused, a batch file that cannot be read); pages show its message, and the REST
-API's one exception handler (`mlapp.api_errors`) turns it into the one error body:
+API's one exception handler (`core.api_errors`) turns it into the one error body:
 
     {"detail": "<what is wrong, one sentence>", "errors": [{"field": ..., "problem": ...}, ...]}
 

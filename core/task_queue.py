@@ -7,7 +7,8 @@ failing. A send that cannot reach the broker fails in about a second, naming it.
 Jobs are enqueued through `jobs.services.job_enqueue_on_commit`.
 """
 
-from .celery import app
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 
 class TaskQueueUnavailable(RuntimeError):
@@ -22,7 +23,12 @@ def task_send(task, *args) -> None:
 
 
 def task_send_by_name(name: str, *args) -> None:
-    """Send a task known only by its registered name (a lower layer restarting an app's job)."""
+    """Send a task known only by its registered name (a lower layer restarting an app's job).
+
+    Through the project's Celery app, named by `CELERY_APP_PATH` (the project package wires it; this
+    bottom layer cannot import it), not whichever app is current (a test's producer app may be).
+    """
+    app = import_string(settings.CELERY_APP_PATH)
     if name not in app.tasks:
         app.loader.import_default_modules()  # the apps' tasks.py (a worker imported them at start)
     task_send(app.tasks[name], *args)
