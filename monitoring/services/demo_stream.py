@@ -83,7 +83,7 @@ def demo_dataset_for_served_model(*, model_name: str | None = None) -> str:
         raise DemoStreamError(
             f"{name} has no production version recorded by mlapp: run `manage.py bootstrap`, or pass --dataset"
         )
-    target = record.profile.get("target")
+    target = record.training_profile.target
     for dataset, dataset_target in DEMO_TARGETS.items():
         if dataset_target == target:
             return dataset

@@ -110,7 +110,7 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
         record = model_version_get(name=prediction.model_name, version=prediction.model_version)
-        classes = record.profile.get("classes") if record else None  # None: registered outside mlapp
+        classes = record.training_profile.classes if record else None  # None: registered outside mlapp
         if classes and str(actual) not in classes:
             raise FeedbackError(
                 f"actual: {str(actual)[:100]!r} is not a class of {prediction.model_name} "
