@@ -15,6 +15,7 @@ Errors are `CsvReadError` with a message for people (callers prefix the file's n
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator, Mapping
@@ -72,7 +73,12 @@ def csv_header(source: Source, *, readable=None) -> list[str]:
     if not head.strip():
         raise CsvReadError("empty file: no header and no rows", countable=False)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CsvReadError("UTF-16 encoded (byte-order mark): expected UTF-8 text")
+        raise CsvReadError("UTF-16 encoded (byte-order mark), not UTF-8 text")
+    if b"\x00" in head:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError as exc:
+            raise CsvReadError("binary content (NUL bytes), not UTF-8 text: not a CSV file", countable=False) from exc
     first_line = head.split(b"\n", 1)[0] if b"\n" in head or len(head) < HEAD_BYTES else head
     try:
         text = first_line.decode("utf-8-sig")

@@ -56,7 +56,7 @@ class Action(StrEnum):
     WARN = "warn"  # accepted and scored, with a warning
 
 
-class Path(StrEnum):
+class RulePath(StrEnum):
     API = "api"
     FORM = "form"
     BATCH = "batch"
@@ -64,10 +64,10 @@ class Path(StrEnum):
     DRIFT = "drift"  # the drift reader: a quarantined row is left out of the window
 
 
-REFUSING_PATHS = frozenset({Path.API, Path.FORM})  # a stop there refuses; elsewhere it quarantines
+REFUSING_PATHS = frozenset({RulePath.API, RulePath.FORM})  # a stop there refuses; elsewhere it quarantines
 
 
-def stop_action(path: Path) -> Action:
+def stop_action(path: RulePath) -> Action:
     return Action.REFUSE if path in REFUSING_PATHS else Action.QUARANTINE
 
 
@@ -177,7 +177,7 @@ class WrongTypeRule(Rule):
         """A JSON value (not None) as the model takes it, or the problem."""
         if spec.is_numeric:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return None, f"expected a number, got {type(value).__name__} {_shown(repr(value))}"
+                return None, f"wrong type: expected a number, got {type(value).__name__} {_shown(repr(value))}"
             try:
                 number = float(value)
             except OverflowError:  # a JSON integer beyond float range
@@ -189,7 +189,7 @@ class WrongTypeRule(Rule):
             return str(value), None
         if isinstance(value, str):
             return value, _text_problem(value)
-        return None, f"expected a category (text), got {type(value).__name__}"
+        return None, f"wrong type: expected a category (text), got {type(value).__name__}"
 
     def many(self, spec, column, table):
         if spec.is_numeric:
@@ -244,7 +244,8 @@ class IntegerRule(Rule):
         return None if float(value).is_integer() else self.problem(spec, repr(value), table)
 
     def many(self, spec, column, table):
-        return ~column.missing & column.finite & (np.mod(column.numbers, 1) != 0)
+        whole = np.mod(np.where(column.finite, column.numbers, 0.0), 1) == 0
+        return ~column.missing & column.finite & ~whole
 
     def problem(self, spec, value, table):
         return f"expected a whole number (whole in training), got {_shown(value)}"
@@ -315,13 +316,13 @@ _BY_NAME = {rule.name: rule for rule in RULES}
 # --------------------------------------------------------------------------- the policy
 
 
-def _default_action(rule: Rule, path: Path) -> Action:
+def _default_action(rule: Rule, path: RulePath) -> Action:
     if rule.name in (RangeRule.name, CategoryRule.name):
         return Action.WARN  # usually real data: scored, and seen by drift
     if rule.name == DuplicateRule.name:
         # A file that repeats a record would be scored and counted twice; a caller who sends
         # the same row twice gets an answer per row, and the log holds many equal rows.
-        return Action.QUARANTINE if path == Path.INGESTION else Action.WARN
+        return Action.QUARANTINE if path == RulePath.INGESTION else Action.WARN
     return stop_action(path)  # cannot be scored (type), or was never seen in training (missing, 3.5)
 
 
@@ -359,7 +360,7 @@ class RulePolicy:
         unknown_keys = set(overrides) - {"rules", "range_tolerance"}
         if unknown_keys:
             raise PolicyError(f"unknown key(s) in the rule policy: {', '.join(sorted(unknown_keys))}")
-        actions = {(rule.name, path): _default_action(rule, path) for rule in RULES for path in Path}
+        actions = {(rule.name, path): _default_action(rule, path) for rule in RULES for path in RulePath}
         rules = overrides.get("rules") or {}
         if not isinstance(rules, Mapping):
             raise PolicyError("'rules' must be an object: rule name -> action, or path -> action")
@@ -369,13 +370,13 @@ class RulePolicy:
                 raise PolicyError(f"unknown rule {name!r}: the rules are {', '.join(RULE_NAMES)}")
             if isinstance(setting, str):
                 action = _action(name, "every path", setting)
-                for path in Path:
+                for path in RulePath:
                     actions[(name, path)] = stop_action(path) if action != Action.WARN else action
             elif isinstance(setting, Mapping):
                 for path_name, value in setting.items():
-                    if path_name not in set(Path):
-                        raise PolicyError(f"{name}: unknown path {path_name!r}: the paths are {', '.join(Path)}")
-                    path = Path(path_name)
+                    if path_name not in set(RulePath):
+                        raise PolicyError(f"{name}: unknown path {path_name!r}: the paths are {', '.join(RulePath)}")
+                    path = RulePath(path_name)
                     action = _action(name, path_name, value)
                     if action != Action.WARN and action != stop_action(path):
                         raise PolicyError(
@@ -384,7 +385,7 @@ class RulePolicy:
                     actions[(name, path)] = action
             else:
                 raise PolicyError(f"{name}: expected an action or an object of path -> action, got {setting!r}")
-            if not rule.can_warn and any(actions[(name, path)] == Action.WARN for path in Path):
+            if not rule.can_warn and any(actions[(name, path)] == Action.WARN for path in RulePath):
                 raise PolicyError(f"{name}: such a value cannot be scored, so it cannot be accepted with a warning")
         tolerance = overrides.get("range_tolerance", range_tolerance)
         tolerance = DEFAULT_RANGE_TOLERANCE if tolerance is None else tolerance
@@ -395,7 +396,7 @@ class RulePolicy:
             range_tolerance=float(tolerance),
         )
 
-    def action(self, rule: str, path: Path) -> Action:
+    def action(self, rule: str, path: RulePath) -> Action:
         return self._table[(rule, path)]
 
     @property
@@ -408,7 +409,7 @@ class RulePolicy:
 
     def as_table(self) -> dict[str, dict[str, str]]:
         """rule -> path -> action, for pages and docs."""
-        return {rule.name: {path.value: str(self.action(rule.name, path)) for path in Path} for rule in RULES}
+        return {rule.name: {path.value: str(self.action(rule.name, path)) for path in RulePath} for rule in RULES}
 
 
 def _action(rule: str, where: str, value) -> Action:
@@ -499,11 +500,11 @@ class RuleTable:
         self.missing_allowed = {
             spec.name: not MissingRule().applies(spec, self) for spec in self.profile.features
         }  # where training had missing values there is no finding at all
-        self._actions: dict[Path, dict[str, Action]] = {
-            path: {name: self.policy.action(name, path) for name in RULE_NAMES} for path in Path
+        self._actions: dict[RulePath, dict[str, Action]] = {
+            path: {name: self.policy.action(name, path) for name in RULE_NAMES} for path in RulePath
         }
 
-    def action(self, rule: str, path: Path) -> Action:
+    def action(self, rule: str, path: RulePath) -> Action:
         return self._actions[path][rule]
 
     def finding(self, rule: str, name: str | None, value: str) -> Finding:
@@ -512,7 +513,7 @@ class RuleTable:
         spec = self.profile.specs[name]
         return Finding(rule=rule, field=name, problem=_BY_NAME[rule].problem(spec, value, self), value=value)
 
-    def missing_refused(self, name: str, path: Path) -> bool:
+    def missing_refused(self, name: str, path: RulePath) -> bool:
         """True when a missing value of this feature stops the row on this path (the form's required fields)."""
         return not self.missing_allowed[name] and self.action(MissingRule.name, path) != Action.WARN
 
@@ -544,7 +545,7 @@ class RuleTable:
                     findings.append(Finding(rule.name, spec.name, problem, _shown(value)))
         return row, findings
 
-    def records_check(self, records: list[Mapping], *, path: Path) -> RecordsCheck:
+    def records_check(self, records: list[Mapping], *, path: RulePath) -> RecordsCheck:
         rows, refused, warnings = [], [], []
         for index, record in enumerate(records):
             row, findings = self.record_check(record)
@@ -572,7 +573,7 @@ class RuleTable:
         self,
         columns: Mapping[str, pa.Array],
         *,
-        path: Path,
+        path: RulePath,
         duplicates: Duplicates | None = None,
         missing_tokens: Iterable[str] = MISSING_TOKENS,
     ) -> ChunkCheck:

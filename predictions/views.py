@@ -12,6 +12,7 @@ from django.http import FileResponse, Http404, JsonResponse, StreamingHttpRespon
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
 
+from models_registry.rules import RulePath
 from models_registry.serving import ModelUnavailable
 
 from . import selectors, services
@@ -29,11 +30,15 @@ def predict(request):
         served = services.served_model_get()
     except ModelUnavailable as exc:
         return render(request, "predictions/predict.html", {"nav": "predict", "unavailable": str(exc)})
-    form = PredictForm(request.POST if request.method == "POST" else None, specs=served.specs)
+    form = PredictForm(
+        request.POST if request.method == "POST" else None, specs=served.specs, table=served.rule_table()
+    )
     result = None
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.predictions_make(records=[form.record()], source=Source.WEB, served=served)
+            result = services.predictions_make(
+                records=[form.record()], source=Source.WEB, served=served, path=RulePath.FORM
+            )
         except InputValidationError as exc:
             for error in exc.errors:
                 form.add_error(error.field if error.field in form.fields else None, error.problem)

@@ -115,6 +115,26 @@ def _ensure_served(fields: dict):
 
 
 @pytest.fixture(autouse=True)
+def _rule_policies_read_afresh():
+    """Each process caches rule policies; a test starts and ends with none cached."""
+    from models_registry.policies import rule_policy_forget
+
+    rule_policy_forget()
+    yield
+    rule_policy_forget()
+
+
+@pytest.fixture
+def strict_ingestion(churn_model):
+    """The churn model's policy quarantines unseen categories at ingestion (the default accepts them)."""
+    from models_registry.models import RulePolicyOverride
+
+    return RulePolicyOverride.objects.create(
+        model_name=churn_model.name, overrides={"rules": {"unknown_category": {"ingestion": "quarantine"}}}
+    )
+
+
+@pytest.fixture(autouse=True)
 def _background_alias_checks_end_with_their_test():
     """The loader checks aliases on daemon threads; one that outlived its test would
     run against the next test's settings and database (and log into closed streams)."""

@@ -43,6 +43,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from models_registry.policies import rule_policy_get
 from models_registry.serving import ModelUnavailable, loader
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
@@ -282,6 +283,7 @@ def ingested_file_process(
             good_path=good_path,
             bad_path=bad_path,
             config=ValidationConfig(range_tolerance=config.range_tolerance),
+            policy=rule_policy_get(model_name=served.name, range_tolerance=config.range_tolerance),
         )
         if result.whole_file_reason:
             status = IngestedFile.Status.QUARANTINED

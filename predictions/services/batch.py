@@ -1,8 +1,11 @@
 """Batch scoring of an uploaded CSV, run by a Celery worker in chunks.
 
-Each chunk is validated (vectorised), scored with the production model loaded
-once for the job, written to the inference log in bulk (COPY on PostgreSQL) and
-appended to the scored CSV (a .part file renamed at the end).
+Each chunk is read by the one CSV reader (`models_registry.csv_reader`), checked
+by the model's rule table under its ``batch`` policy (vectorised; a quarantined
+row is not scored and carries its reason in the ``error`` column, a warning goes
+to ``warnings``), scored with the production model loaded once for the job,
+written to the inference log in bulk (COPY on PostgreSQL) and appended to the
+scored CSV (a .part file renamed at the end).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from django.conf import settings
@@ -23,11 +25,12 @@ from django.db import connection
 from django.utils import timezone
 
 from mlapp.task_queue import job_enqueue_on_commit
+from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
 from models_registry.files import upload_save
+from models_registry.rules import Duplicates, RulePath
 from models_registry.serving import ModelUnavailable
 
 from ..models import BatchJob, Source
-from ..validation import frame_missing_columns, frame_validate
 from .predict import served_model_get
 from .store import RowContext, prediction_rows_write
 
@@ -70,24 +73,27 @@ def _count_rows(path: Path) -> int:
     return max(lines - 1, 0)
 
 
-def _chunks(path: Path):
+def _chunks(path, features: list[str]):
+    """Text chunks of the file; a file that cannot be read, or lacks a feature column, is a `BatchFileError`."""
     try:
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError as exc:
-        raise BatchFileError("The file is empty: expected a header row and data rows") from exc
-    except UnicodeDecodeError as exc:
-        raise BatchFileError(f"The file is not UTF-8 text (byte {exc.start}): expected a CSV") from exc
-    except pd.errors.ParserError as exc:
-        raise BatchFileError(f"The file is not a valid CSV: {exc}") from exc
+        header = csv_header(path)
+        missing = header_missing_message(header, features)
+        if missing:
+            raise BatchFileError(missing.replace("missing required column(s)", "Missing feature column(s)"))
+        yield from csv_batches(path, header=header, chunk_rows=CHUNK_ROWS)
+    except CsvReadError as exc:
+        raise BatchFileError(f"The file cannot be scored: {exc}") from exc
 
 
-def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, problems: pd.Series) -> pa.Table:
-    """The chunk as uploaded, then the prediction, class probabilities and the row's error.
+def _scored_table(
+    chunk: pa.RecordBatch, *, served, outputs, valid: np.ndarray, problems: np.ndarray, warnings: np.ndarray
+) -> pa.Table:
+    """The chunk as uploaded, then the prediction, class probabilities, the row's warnings and its error.
 
     Same columns for every chunk, including one where no row was valid.
     """
-    columns = {name: pa.array(chunk[name].to_numpy(dtype=object), type=pa.string()) for name in chunk.columns}
-    n = len(chunk)
+    columns = {name: chunk.column(name) for name in chunk.schema.names}
+    n = chunk.num_rows
     if served.task == "classification":
         classes = outputs.classes if outputs is not None else tuple(served.classes)
         prediction = np.full(n, None, dtype=object)
@@ -103,7 +109,8 @@ def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, pr
         if outputs is not None:
             prediction[valid] = outputs.values
         columns["prediction"] = pa.array(prediction, from_pandas=True)
-    columns["error"] = pa.array(problems.to_numpy(dtype=object), type=pa.string())
+    columns["warnings"] = pa.array(warnings, type=pa.string())
+    columns["error"] = pa.array(problems, type=pa.string())
     return pa.table(columns)
 
 
@@ -165,6 +172,12 @@ def _row_writer():
                 pending.pop().result()
 
 
+def _feature_columns(chunk: pa.RecordBatch, features: list[str]) -> dict[str, pa.Array]:
+    """The chunk's columns, the model's features first (every column counts for duplicates)."""
+    names = [*features, *(name for name in chunk.schema.names if name not in features)]
+    return {name: chunk.column(name) for name in names}
+
+
 def batch_job_run(*, job_id: int) -> BatchJob:
     """Score the job's file; idempotent for duplicate deliveries (claimed once)."""
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.QUEUED).update(
@@ -183,17 +196,18 @@ def batch_job_run(*, job_id: int) -> BatchJob:
         scored = rejected = 0
         outputs_seen: list = []
         scored_csv = _ScoredCsv(partial)
+        table = served.rule_table()
+        duplicates = Duplicates()
         with _row_writer() as rows_write, closing(scored_csv):
-            for chunk in _chunks(Path(job.input_path)):
-                missing = frame_missing_columns(chunk, served.profile)
-                if missing:
-                    raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
-                check = frame_validate(chunk, served.profile)
-                valid = check.valid
+            for chunk in _chunks(job.input_path, served.feature_names):
+                check = table.chunk_check(
+                    _feature_columns(chunk, served.feature_names), path=RulePath.BATCH, duplicates=duplicates
+                )
+                valid = ~check.stopped
                 outputs = None
                 if valid.any():
-                    # Typed by validation: the model and the inference log get numbers as numbers.
-                    features = check.model_input[valid]
+                    # Typed from the same parse: the model and the inference log get numbers as numbers.
+                    features = check.model_input(table)[valid]
                     outputs = served.predict_model_input(features)
                     rows_write(
                         served=served,
@@ -203,7 +217,14 @@ def batch_job_run(*, job_id: int) -> BatchJob:
                     )
                     outputs_seen.append(outputs.labels if outputs.labels is not None else outputs.values)
                 scored_csv.write(
-                    _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
+                    _scored_table(
+                        chunk,
+                        served=served,
+                        outputs=outputs,
+                        valid=valid,
+                        problems=check.reasons(stop=True, table=table),
+                        warnings=check.reasons(stop=False, table=table),
+                    )
                 )
                 scored += int(valid.sum())
                 rejected += int((~valid).sum())

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from models_registry.rules import RulePath
 from models_registry.selectors import model_version_get
 from models_registry.serving import ServedModel, loader
 
 from ..models import Prediction
-from ..validation import FieldError, records_unseen_categories, records_validate
+from ..validation import FieldError, records_check
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,21 @@ def predictions_make(
     source: str,
     request_id: str | None = None,
     served: ServedModel | None = None,
+    path: RulePath = RulePath.API,
 ) -> PredictionResponse:
     """Score rows given as JSON objects and store one inference-log row each.
 
     Raises `InputValidationError` naming every bad row and field; nothing is
-    stored then. The response names the version that actually answered.
+    stored then. ``path`` picks the model's rule policy (the web form passes ``form``).
+    The response names the version that actually answered.
     """
     served = served or served_model_get()
     started = time.perf_counter()
-    cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
+    checked = records_check(
+        records=records, table=served.rule_table(), max_rows=settings.MLAPP_PREDICT_MAX_ROWS, path=path
+    )
+    cleaned, warnings = checked.rows, checked.warnings
     outputs = served.predict_records(cleaned)
-    warnings = records_unseen_categories(cleaned, served.known_categories)
     latency_ms = (time.perf_counter() - started) * 1000
     request_id = request_id or uuid.uuid4().hex
     labels = outputs.labels.tolist() if outputs.labels is not None else None

@@ -13,12 +13,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from models_registry.features import frame_for_model
+from models_registry.csv_reader import CsvReadError, csv_chunks_typed, csv_header
 from models_registry.serving import ModelUnavailable
 
 from ..models import GoodFile, Prediction, ScheduledRun, Source
@@ -52,17 +51,18 @@ def _claim_next_file() -> GoodFile | None:
 def _score_file(good_file: GoodFile, served, run: ScheduledRun, chunk_rows: int) -> int:
     written = 0
     context = RowContext(source=Source.SCHEDULED, request_id=f"scheduled:{run.pk}", good_file_id=good_file.pk)
-    for chunk in pd.read_csv(good_file.path, chunksize=chunk_rows):
-        missing = [name for name in served.feature_names if name not in chunk.columns]
-        if missing or "row_number" not in chunk.columns:
-            raise ValueError(f"{good_file.path} lacks column(s): {', '.join(missing or ['row_number'])}")
-        features = frame_for_model(chunk[served.feature_names], served.profile)
+    header = csv_header(good_file.path)
+    missing = [name for name in [*served.feature_names, "row_number"] if name not in header]
+    if missing:
+        raise ValueError(f"{good_file.path} lacks column(s): {', '.join(missing)}")
+    for chunk in csv_chunks_typed(good_file.path, profile=served.profile, chunk_rows=chunk_rows, keep=("row_number",)):
+        features = chunk[served.feature_names]
         written += prediction_rows_write(
             served=served,
             features=features,
             outputs=served.predict_model_input(features),
             context=context,
-            row_numbers=chunk["row_number"].to_numpy(),
+            row_numbers=chunk["row_number"].astype("int64").to_numpy(),
             skip_existing=True,
         )
     return written
@@ -85,7 +85,7 @@ def scheduled_scoring_run(*, chunk_rows: int = CHUNK_ROWS) -> ScheduledRun:
         while (good_file := _claim_next_file()) is not None:
             try:
                 rows += _score_file(good_file, served, run, chunk_rows)
-            except (OSError, ValueError, pd.errors.ParserError) as exc:  # the file's fault: not retried
+            except (OSError, ValueError, CsvReadError) as exc:  # the file's fault: not retried
                 logger.warning("Scheduled scoring of %s failed: %s", good_file.path, exc)
                 errors.append(f"{Path(good_file.path).name}: {exc}")
                 GoodFile.objects.filter(pk=good_file.pk).update(status=GoodFile.Status.FAILED, error=str(exc)[:2000])

@@ -112,7 +112,7 @@ def test_no_model_in_production_answers_503(api, mlflow_store, settings, unique_
         ),
         (
             {"features": {**CHURN_ROW, "age": None}},
-            {"row": 0, "field": "age", "problem": "missing value (null): this feature was never missing in training"},
+            {"row": 0, "field": "age", "problem": "missing value: this feature was never missing in training"},
         ),
         (
             {"features": {**CHURN_ROW, "region": "no\x00rth"}},
