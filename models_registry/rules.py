@@ -262,7 +262,7 @@ class RangeRule(Rule):
         return spec.minimum - slack, spec.maximum + slack
 
     def one(self, spec, value, table):
-        low, high = self.bounds(spec, table)
+        low, high = table.bounds[spec.name]
         return None if low <= value <= high else self.problem(spec, f"{value:g}", table)
 
     def many(self, spec, column, table):
@@ -306,7 +306,8 @@ class DuplicateRule(Rule):
 
 
 TYPE = WrongTypeRule()
-FEATURE_RULES: tuple[Rule, ...] = (TYPE, MissingRule(), IntegerRule(), RangeRule(), CategoryRule())
+RANGE = RangeRule()
+FEATURE_RULES: tuple[Rule, ...] = (TYPE, MissingRule(), IntegerRule(), RANGE, CategoryRule())
 DUPLICATES = DuplicateRule()
 RULES: tuple[Rule, ...] = (*FEATURE_RULES, DUPLICATES)
 RULE_NAMES = tuple(rule.name for rule in RULES)
@@ -494,6 +495,9 @@ class RuleTable:
         self.checks = tuple(
             (spec, tuple(rule for rule in value_rules if rule.applies(spec, self))) for spec in self.profile.features
         )
+        self.bounds = {
+            spec.name: RANGE.bounds(spec, self) for spec in self.profile.features if RANGE.applies(spec, self)
+        }
         self.column_rules = tuple(
             (spec, tuple(rule for rule in FEATURE_RULES if rule.applies(spec, self))) for spec in self.profile.features
         )

@@ -246,3 +246,16 @@ def test_a_policy_that_cannot_be_applied_is_refused_naming_the_entry(overrides, 
         RulePolicy.from_overrides(overrides)
     with pytest.raises(Exception, match=message):  # the admin's model validation says the same
         RulePolicyOverride(model_name="m", overrides=overrides).full_clean()
+
+
+def test_the_admin_edits_a_model_policy_and_refuses_one_that_cannot_be_applied(admin_client, served):
+    url = "/admin/models_registry/rulepolicyoverride/add/"
+    refused = admin_client.post(url, {"model_name": served.name, "overrides": '{"rules": {"wrong_type": "warn"}}'})
+    assert refused.status_code == 200 and "such a value cannot be scored" in refused.content.decode()
+    assert not RulePolicyOverride.objects.exists()
+
+    saved = admin_client.post(url, {"model_name": served.name, "overrides": '{"rules": {"out_of_range": "refuse"}}'})
+    assert saved.status_code == 302
+    assert rule_policy_get(model_name=served.name).action("out_of_range", RulePath.API) == Action.REFUSE
+    page = admin_client.get(f"/admin/models_registry/rulepolicyoverride/{RulePolicyOverride.objects.get().pk}/change/")
+    assert "out_of_range: api refuse, form refuse, batch quarantine" in page.content.decode()
