@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import AliasChange, ModelVersion, TrainingJob
+from .models import AliasChange, ModelVersion, RulePolicyOverride, TrainingJob
+from .rules import RulePolicy
 
 
 @admin.register(ModelVersion)
@@ -76,3 +77,18 @@ class TrainingJobAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     )
+
+
+@admin.register(RulePolicyOverride)
+class RulePolicyOverrideAdmin(admin.ModelAdmin):
+    list_display = ("model_name", "overrides", "updated_at")
+    search_fields = ("model_name",)
+    readonly_fields = ("effective_policy", "updated_at")
+
+    @admin.display(description="Effective policy (rule: path → action)")
+    def effective_policy(self, obj):
+        try:
+            table = RulePolicy.from_overrides(obj.overrides if obj else {}).as_table()
+        except ValueError as exc:
+            return str(exc)
+        return "; ".join(f"{rule}: " + ", ".join(f"{p} {a}" for p, a in paths.items()) for rule, paths in table.items())

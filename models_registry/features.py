@@ -4,13 +4,13 @@ Training, the REST API, the web form, batch files and the scheduled job all
 build model input here, so a column is typed the same way everywhere.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from .profile import NUMERIC
+from .profile import TrainingProfile, profile_read
 
 
 def frame_coerce(frame: pd.DataFrame, *, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
@@ -42,20 +42,11 @@ def nul_rows(values: pd.Series) -> np.ndarray:
     return values.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
 
 
-def profile_columns(profile: dict) -> tuple[list[str], list[str]]:
-    numeric = [f["name"] for f in profile["features"] if f["kind"] == NUMERIC]
-    categorical = [f["name"] for f in profile["features"] if f["kind"] != NUMERIC]
-    return numeric, categorical
-
-
-def frame_for_model(frame: pd.DataFrame, profile: dict) -> pd.DataFrame:
+def frame_for_model(frame: pd.DataFrame, profile: TrainingProfile | Mapping) -> pd.DataFrame:
     """Select the model's features, in training order, typed as in training."""
-    numeric, categorical = profile_columns(profile)
-    ordered = [f["name"] for f in profile["features"]]
-    return frame_coerce(frame.reindex(columns=ordered), numeric=numeric, categorical=categorical)
-
-
-def frame_from_records(records: Iterable[Mapping], profile: dict) -> pd.DataFrame:
-    """Rows given as dicts (already validated) → model input."""
-    ordered = [f["name"] for f in profile["features"]]
-    return frame_for_model(pd.DataFrame.from_records(list(records), columns=ordered), profile)
+    profile = profile_read(profile)
+    return frame_coerce(
+        frame.reindex(columns=profile.feature_names),
+        numeric=profile.numeric_names,
+        categorical=profile.categorical_names,
+    )

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from jobs.models import Job
@@ -47,6 +48,13 @@ class ModelVersion(models.Model):
 
     def __str__(self):
         return f"{self.name} v{self.version}"
+
+    @property
+    def training_profile(self):
+        """The stored profile read through `profile.TrainingProfile` (its schema_version checked)."""
+        from .profile import TrainingProfile  # noqa: PLC0415 (keeps pandas out of app loading)
+
+        return TrainingProfile.read(self.profile)
 
 
 class AliasChange(models.Model):
@@ -108,3 +116,52 @@ class TrainingJob(Job):
 
     def __str__(self):
         return f"training #{self.pk} {self.model_name} ({self.status})"
+
+
+def _policy_check(value) -> None:
+    from .rules import PolicyError, RulePolicy  # noqa: PLC0415 (keeps pyarrow out of app loading)
+
+    try:
+        RulePolicy.from_overrides(value)
+    except PolicyError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class RulePolicyOverride(models.Model):
+    """A model's overrides of the default row-rule policy (`models_registry.rules.RulePolicy`).
+
+    Defaults live in code; a row here changes what a rule's finding does on a path
+    for one model, e.g. ``{"rules": {"out_of_range": {"ingestion": "quarantine"}}}``.
+    Read through `models_registry.policies.rule_policy_get` (cached per process for
+    ``MLAPP_MODEL_POLL_SECONDS``).
+    """
+
+    model_name = models.CharField(max_length=255, unique=True)
+    overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[_policy_check],
+        help_text='e.g. {"rules": {"out_of_range": {"ingestion": "quarantine"}, "unknown_category": "refuse"},'
+        ' "range_tolerance": 0.2}. Actions: refuse, quarantine, warn. See docs/validation.md.',
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "rule policy override"
+
+    def __str__(self):
+        return f"rule policy of {self.model_name}"
+
+    def save(self, *args, **kwargs):
+        _policy_check(self.overrides)
+        super().save(*args, **kwargs)
+        from .policies import rule_policy_forget  # noqa: PLC0415 (policies import this module)
+
+        rule_policy_forget(self.model_name)
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        from .policies import rule_policy_forget  # noqa: PLC0415 (policies import this module)
+
+        rule_policy_forget(self.model_name)
+        return result

@@ -5,6 +5,13 @@ version (as the MLflow artifact ``profile.json`` and in ``ModelVersion.profile``
 The prediction form, API validation, ingestion validation and the drift
 reference all read it; nothing re-reads the training set.
 
+Every reader goes through `TrainingProfile.read` (or `profile_read`), which checks
+``schema_version`` first: a version this code does not know (a profile written by
+a newer mlapp) is refused with a `ProfileSchemaError` naming it, never half-read.
+A stored profile without ``schema_version`` is read as version 1 (the layout has
+not changed since the key was added). A new layout bumps `SCHEMA_VERSION` and
+adds a reader for the old one, so stored profiles keep loading.
+
 Format (``schema_version`` 1)::
 
     {
@@ -35,7 +42,9 @@ Format (``schema_version`` 1)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -161,9 +170,19 @@ def profile_build(
     }
 
 
+class ProfileSchemaError(ValueError):
+    """A stored profile this code cannot read: refused whole, never half-read."""
+
+
+# Versions of the stored format this code reads. A profile stored without
+# ``schema_version`` predates the key and has the version 1 layout: read as 1.
+READABLE_SCHEMA_VERSIONS = frozenset({1})
+TASKS = ("classification", "regression")
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What a caller needs to build an input or check one value."""
+    """One feature of the profile, typed: what a caller needs to build an input or check one value."""
 
     name: str
     kind: str
@@ -173,31 +192,154 @@ class FeatureSpec:
     categories: tuple[str, ...]  # most frequent first
     missing_share: float
     median: float | None = None
+    category_shares: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
+    quantiles: Mapping[str, float | None] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind == NUMERIC
+
+    @property
+    def is_integer(self) -> bool:
+        return self.kind == NUMERIC and self.dtype == "integer"
+
+    @property
+    def missing_in_training(self) -> bool:
+        return self.missing_share > 0
 
 
-def categories_by_share(feature: dict) -> list[tuple[str, float]]:
+def categories_by_share(feature: Mapping) -> list[tuple[str, float]]:
     """A categorical feature's categories, most frequent first (ties by name).
 
     Sorted on read: a profile stored in PostgreSQL's jsonb does not keep key order.
     """
-    return sorted(feature.get("categories", {}).items(), key=lambda item: (-item[1], item[0]))
+    return sorted((feature.get("categories") or {}).items(), key=lambda item: (-item[1], item[0]))
 
 
-def feature_specs(profile: dict) -> list[FeatureSpec]:
-    return [
-        FeatureSpec(
-            name=f["name"],
-            kind=f["kind"],
-            dtype=f.get("dtype"),
-            minimum=f.get("min"),
-            maximum=f.get("max"),
-            categories=tuple(category for category, _ in categories_by_share(f)),
-            missing_share=f.get("missing_share", 0.0),
-            median=(f.get("quantiles") or {}).get("0.5"),
+def _number_or_none(entry: Mapping, key: str, where: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileSchemaError(f"{where}: {key!r} is {value!r}, expected a number or null")
+    return float(value)
+
+
+def _feature_read(entry, index: int) -> FeatureSpec:
+    where = f"training profile feature #{index}"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str) or not entry["name"]:
+        raise ProfileSchemaError(f"{where}: expected an object with a non-empty text 'name'")
+    where = f"training profile feature {entry['name']!r}"
+    kind = entry.get("kind")
+    if kind not in (NUMERIC, CATEGORICAL):
+        raise ProfileSchemaError(f"{where}: unknown kind {kind!r} (expected {NUMERIC!r} or {CATEGORICAL!r})")
+    dtype = entry.get("dtype")
+    if dtype not in (None, "integer", "float"):
+        raise ProfileSchemaError(f"{where}: unknown dtype {dtype!r} (expected 'integer' or 'float')")
+    shares = entry.get("categories") or {}
+    if not isinstance(shares, Mapping):
+        raise ProfileSchemaError(f"{where}: 'categories' must be an object of category shares")
+    quantiles = entry.get("quantiles") or {}
+    return FeatureSpec(
+        name=entry["name"],
+        kind=kind,
+        dtype=dtype,
+        minimum=_number_or_none(entry, "min", where),
+        maximum=_number_or_none(entry, "max", where),
+        categories=tuple(category for category, _ in categories_by_share(entry)),
+        missing_share=_number_or_none(entry, "missing_share", where) or 0.0,
+        median=quantiles.get("0.5"),
+        category_shares=dict(shares),
+        quantiles=dict(quantiles),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """A stored training profile, read through one door (`TrainingProfile.read`).
+
+    The stored JSON (``ModelVersion.profile``, MLflow's ``profile.json``) keeps its
+    format; this class checks ``schema_version`` and the shape of every feature when
+    it reads one, and refuses an unknown version or a malformed feature with a
+    `ProfileSchemaError` that names it. The stored dict stays available as ``data``
+    for the parts that pass it on unchanged (the drift statistics' reference sample).
+    """
+
+    schema_version: int
+    task: str | None
+    target: str | None
+    classes: tuple[str, ...] | None
+    n_rows: int
+    features: tuple[FeatureSpec, ...]
+    reference_sample: Mapping[str, list] = field(repr=False)
+    prediction_reference: Mapping = field(repr=False)
+    data: Mapping = field(repr=False, compare=False)
+
+    @classmethod
+    def read(cls, data: TrainingProfile | Mapping) -> TrainingProfile:
+        """The typed profile of a stored one (a typed one is returned as it is)."""
+        if isinstance(data, TrainingProfile):
+            return data
+        if not isinstance(data, Mapping):
+            raise ProfileSchemaError(f"a training profile is a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version", 1)
+        if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
+            readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
+            raise ProfileSchemaError(
+                f"training profile schema_version {version!r} is not supported: this mlapp reads version {readable}"
+                " (a profile written by a newer mlapp; upgrade, or retrain the model with this one)"
+            )
+        features = data.get("features")
+        if not isinstance(features, list) or not features:
+            raise ProfileSchemaError("training profile has no 'features' list")
+        specs = tuple(_feature_read(entry, i) for i, entry in enumerate(features))
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise ProfileSchemaError(f"training profile names a feature twice: {names}")
+        task = data.get("task")
+        if task is not None and task not in TASKS:
+            raise ProfileSchemaError(f"training profile task {task!r} is unknown (expected {' or '.join(TASKS)})")
+        classes = data.get("classes")
+        return cls(
+            schema_version=int(version),
+            task=task,
+            target=data.get("target"),
+            classes=tuple(str(c) for c in classes) if classes else None,
+            n_rows=int(data.get("n_rows") or 0),
+            features=specs,
+            reference_sample=data.get("reference_sample") or {},
+            prediction_reference=data.get("prediction_reference") or {},
+            data=data,
         )
-        for f in profile["features"]
-    ]
+
+    @cached_property
+    def specs(self) -> dict[str, FeatureSpec]:
+        return {spec.name: spec for spec in self.features}
+
+    @cached_property
+    def feature_names(self) -> list[str]:
+        return [spec.name for spec in self.features]
+
+    @cached_property
+    def numeric_names(self) -> list[str]:
+        return [spec.name for spec in self.features if spec.is_numeric]
+
+    @cached_property
+    def categorical_names(self) -> list[str]:
+        return [spec.name for spec in self.features if not spec.is_numeric]
+
+    def to_dict(self) -> dict:
+        """The stored JSON, unchanged."""
+        return dict(self.data)
 
 
-def feature_names(profile: dict) -> list[str]:
-    return [f["name"] for f in profile["features"]]
+def profile_read(profile: TrainingProfile | Mapping) -> TrainingProfile:
+    return TrainingProfile.read(profile)
+
+
+def feature_specs(profile: TrainingProfile | Mapping) -> list[FeatureSpec]:
+    return list(profile_read(profile).features)
+
+
+def feature_names(profile: TrainingProfile | Mapping) -> list[str]:
+    return profile_read(profile).feature_names

@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from .features import frame_for_model
-from .profile import NUMERIC
+from .profile import NUMERIC, TrainingProfile, profile_read
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,9 @@ def _category_key(value):
     return value if isinstance(value, str) else str(value)
 
 
-def row_scorer_build(pipeline, profile: dict) -> RowScorer | None:
+def row_scorer_build(pipeline, profile: TrainingProfile | dict) -> RowScorer | None:
     """A verified fast scorer for `pipeline`, or None when it must stay on scikit-learn."""
+    profile = profile_read(profile)
     try:
         scorer = _compile(pipeline, profile)
     except NotCompilable as exc:
@@ -151,7 +152,7 @@ def row_scorer_build(pipeline, profile: dict) -> RowScorer | None:
     return scorer
 
 
-def _compile(pipeline, profile: dict) -> RowScorer:
+def _compile(pipeline, profile: TrainingProfile) -> RowScorer:
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         raise NotCompilable("not a two-step (preprocess, model) pipeline")
     preprocess, model = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -159,7 +160,7 @@ def _compile(pipeline, profile: dict) -> RowScorer:
         raise NotCompilable(f"preprocessing is {type(preprocess).__name__}, not a ColumnTransformer")
     if not isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
         raise NotCompilable(f"model is {type(model).__name__}")
-    kinds = {f["name"]: f["kind"] for f in profile["features"]}
+    kinds = {spec.name: spec.kind for spec in profile.features}
     width = 0
     numeric_columns, numeric_output, blocks = [], [], []
     for name, transformer, columns in preprocess.transformers_:
@@ -193,20 +194,19 @@ def _compile(pipeline, profile: dict) -> RowScorer:
     )
 
 
-def _known_categories(transformer, columns: list[str], profile: dict) -> list[list]:
+def _known_categories(transformer, columns: list[str], profile: TrainingProfile) -> list[list]:
     """Per column: what the encoder learned (`categories_`) and what the profile saw."""
     steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
     learned = next((step.categories_ for _, step in steps if hasattr(step, "categories_")), None)
-    by_name = {f["name"]: f for f in profile["features"]}
     known = []
     for j, column in enumerate(columns):
         values = [str(v) for v in (learned[j] if learned is not None else [])]
-        values += list(by_name[column].get("categories", {}))
+        values += list(profile.specs[column].categories)
         known.append(list(dict.fromkeys([None, *values])))
     return known
 
 
-def _categorical_block(transformer, columns: list[str], output: slice, profile: dict) -> _CategoricalBlock:
+def _categorical_block(transformer, columns: list[str], output: slice, profile: TrainingProfile) -> _CategoricalBlock:
     known = _known_categories(transformer, columns, profile)
     base = [values[0] for values in known]
     probes, where = [base], []
@@ -262,29 +262,27 @@ def _forest(model) -> _Forest:
     )
 
 
-def _verification_records(profile: dict) -> list[dict]:
+def _verification_records(profile: TrainingProfile) -> list[dict]:
     """The reference sample plus edge rows: each category, missing, unseen, out of range."""
-    names = [f["name"] for f in profile["features"]]
-    sample = profile.get("reference_sample") or {}
+    names = profile.feature_names
+    sample = profile.reference_sample
     n_sample = min(_VERIFY_SAMPLE_ROWS, min((len(sample.get(n, [])) for n in names), default=0))
     records = [{n: sample[n][i] for n in names} for i in range(n_sample)]
     base = records[0] if records else dict.fromkeys(names)
-    for feature in profile["features"]:
-        name = feature["name"]
-        if feature["kind"] == NUMERIC:
-            low, high = feature.get("min"), feature.get("max")
+    for spec in profile.features:
+        name = spec.name
+        if spec.kind == NUMERIC:
+            low, high = spec.minimum, spec.maximum
             edges = [None, float("nan")] + ([low - 1, low, high, high + 1] if low is not None else [])
         else:
-            edges = [None, _UNSEEN, *feature.get("categories", {})]
+            edges = [None, _UNSEEN, *spec.category_shares]
         records += [{**base, name: value} for value in edges]
     return records
 
 
-def _disagreement(scorer: RowScorer, pipeline, profile: dict) -> str | None:
+def _disagreement(scorer: RowScorer, pipeline, profile: TrainingProfile) -> str | None:
     records = _verification_records(profile)
-    frame = frame_for_model(
-        pd.DataFrame.from_records(records, columns=[f["name"] for f in profile["features"]]), profile
-    )
+    frame = frame_for_model(pd.DataFrame.from_records(records, columns=profile.feature_names), profile)
     try:
         probabilities, outputs = scorer.predict(records)
     except Exception as exc:  # a broken fast path must never take serving down

@@ -47,7 +47,7 @@ def model_version_smoke_test(*, name: str, version: int) -> None:
     """Load the version and score a few rows of its own reference sample."""
     try:
         served = loader().get_version(name, version)
-        sample = pd.DataFrame(served.profile["reference_sample"]).head(5)
+        sample = pd.DataFrame(served.profile.reference_sample).head(5)
         outputs = served.predict_frame(sample)
     except Exception as exc:  # any failure to load or score blocks the promotion
         raise PromotionError(f"{name} version {version} failed its smoke test: {exc}") from exc

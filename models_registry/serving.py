@@ -37,9 +37,11 @@ from core.errors import UnavailableError
 from . import mlflow_access
 from .features import frame_for_model
 from .models import ModelVersion
-from .profile import NUMERIC, FeatureSpec, feature_specs
+from .policies import rule_policy_get
+from .profile import FeatureSpec, ProfileSchemaError, TrainingProfile
 from .row_scorer import MAX_ROWS as ROW_SCORER_MAX_ROWS
 from .row_scorer import RowScorer, row_scorer_build
+from .rules import RulePolicy, RuleTable
 from .selectors import served_version_get
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ class ServedModel:
     version: int
     run_id: str
     task: str
-    profile: dict
+    profile: TrainingProfile
     pipeline: Any = field(repr=False)
     loaded_at: Any = None
     row_scorer: RowScorer | None = field(default=None, repr=False)  # fast path for a few rows
@@ -103,23 +105,36 @@ class ServedModel:
     # another thread allocating meanwhile counts too); None where it cannot be read.
     memory_bytes: int | None = None
 
+    def __post_init__(self):
+        if not isinstance(self.profile, TrainingProfile):  # a stored dict: read (and checked) once
+            object.__setattr__(self, "profile", TrainingProfile.read(self.profile))
+
     @property
     def classes(self) -> list[str] | None:
-        return self.profile.get("classes")
+        return list(self.profile.classes) if self.profile.classes else None
 
     @property
     def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.profile["features"]]
+        return self.profile.feature_names
 
-    @cached_property
+    @property
     def specs(self) -> dict[str, FeatureSpec]:
-        """Feature specs by name, computed once per loaded version (the request path reads them)."""
-        return {spec.name: spec for spec in feature_specs(self.profile)}
+        """Feature specs by name (read once per loaded version by `TrainingProfile`)."""
+        return self.profile.specs
 
     @cached_property
-    def known_categories(self) -> dict[str, frozenset[str]]:
-        """Per categorical feature, the categories seen in training."""
-        return {spec.name: frozenset(spec.categories) for spec in self.specs.values() if spec.kind != NUMERIC}
+    def _rule_tables(self) -> dict[RulePolicy, RuleTable]:
+        return {}
+
+    def rule_table(self, policy: RulePolicy | None = None) -> RuleTable:
+        """The row rules of this version under the model's policy (default: `policies.rule_policy_get`),
+        built once per policy."""
+        if policy is None:
+            policy = rule_policy_get(model_name=self.name)
+        table = self._rule_tables.get(policy)
+        if table is None:
+            table = self._rule_tables.setdefault(policy, RuleTable(self.profile, policy=policy))
+        return table
 
     def predict_records(self, records: list[dict]) -> ModelOutputs:
         """Score validated rows given as dicts: the fast path for a few rows when the
@@ -145,20 +160,31 @@ class ServedModel:
         return ModelOutputs(labels=labels, values=None, probabilities=probabilities, classes=classes)
 
 
-def model_version_profile(name: str, version: int) -> tuple[str, str, dict]:
-    """(run_id, task, profile) of a version: from our table, else from MLflow."""
+def model_version_profile(name: str, version: int) -> tuple[str, str, TrainingProfile]:
+    """(run_id, task, typed profile) of a version: from our table, else from MLflow.
+
+    Raises `ProfileSchemaError` (naming the version) for a profile this code cannot read.
+    """
     record = ModelVersion.objects.filter(name=name, version=version).only("run_id", "task", "profile").first()
     if record is not None:
-        return record.run_id, record.task, record.profile
-    # Registered outside mlapp: read what training logged with the run.
-    model_version = mlflow_access.client().get_model_version(name, str(version))
-    profile = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/profile.json")
-    return model_version.run_id, profile["task"], profile
+        run_id, task, stored = record.run_id, record.task, record.profile
+    else:  # Registered outside mlapp: read what training logged with the run.
+        model_version = mlflow_access.client().get_model_version(name, str(version))
+        stored = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/profile.json")
+        run_id, task = model_version.run_id, None
+    try:
+        profile = TrainingProfile.read(stored)
+    except ProfileSchemaError as exc:
+        raise ProfileSchemaError(f"{name} version {version}: {exc}") from exc
+    return run_id, task or profile.task, profile
 
 
 def served_model_load(name: str, version: int) -> ServedModel:
     mlflow_access.tracking_configure()
-    run_id, task, profile = model_version_profile(name, version)
+    try:
+        run_id, task, profile = model_version_profile(name, version)
+    except ProfileSchemaError as exc:
+        raise ModelUnavailable(f"Cannot serve {exc}") from exc
     started = time.perf_counter()
     resident_before = _resident_bytes()
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")

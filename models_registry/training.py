@@ -38,6 +38,7 @@ from sklearn.preprocessing import OneHotEncoder
 from core.errors import ApplicationError
 
 from . import mlflow_access
+from .csv_reader import CsvReadError, csv_frame_read
 from .features import frame_coerce, nul_rows
 from .models import ModelVersion
 from .profile import CATEGORICAL, NUMERIC, infer_feature_kind, profile_build
@@ -84,25 +85,26 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def training_csv_read(source: str | Path | io.IOBase, *, display_name: str | None = None) -> pd.DataFrame:
-    """Read a training CSV, turning every way it can be unreadable into a clear error."""
+    """Read a training CSV (`csv_reader`, as every path reads one), turning every way it can be
+    unreadable into a clear error."""
     name = display_name or (str(source) if isinstance(source, (str, Path)) else "upload")
     try:
-        frame = pd.read_csv(source, encoding="utf-8-sig", skipinitialspace=True)
+        frame = csv_frame_read(source)
     except FileNotFoundError as exc:
         raise TrainingInputError(f"{name}: no such file") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise TrainingInputError(f"{name} is empty: expected a CSV with a header row and data rows") from exc
-    except UnicodeDecodeError as exc:
-        raise TrainingInputError(f"{name} is not UTF-8 text (byte {exc.start}): expected a CSV file") from exc
-    except pd.errors.ParserError as exc:
-        raise TrainingInputError(f"{name} is not a valid CSV: {exc}") from exc
+    except CsvReadError as exc:
+        message = str(exc)
+        if message.startswith("empty file"):
+            raise TrainingInputError(f"{name} is empty: expected a CSV with a header row and data rows") from exc
+        if message.startswith("no header row"):
+            raise TrainingInputError(f"{name} has no header row") from exc
+        raise TrainingInputError(
+            f"{name} is {message}" if message.startswith("not ") else f"{name}: {message}"
+        ) from exc
     if frame.shape[1] < 2:
         raise TrainingInputError(
             f"{name} has {frame.shape[1]} column: expected a CSV with a target and at least one feature"
         )
-    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
-    if unnamed and len(unnamed) == frame.shape[1]:
-        raise TrainingInputError(f"{name} has no header row")
     if frame.empty:
         raise TrainingInputError(f"{name} has a header but no data rows")
     _nul_check(frame, name)

@@ -57,7 +57,9 @@ def version_detail(request, name, version):
         {
             "nav": "models",
             "mv": record,
-            "features": [{**f, "categories": dict(categories_by_share(f))} for f in record.profile["features"]],
+            "features": [
+                {**f, "categories": dict(categories_by_share(f))} for f in record.training_profile.data["features"]
+            ],
             "aliases": [a for a, v in selectors.model_aliases(name).items() if v == version],
             "run_url": mlflow_access.run_url(record.run_id),
             "mlflow_version_url": mlflow_access.model_url(name, version),

@@ -70,6 +70,8 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
+from models_registry.profile import TrainingProfile, profile_read
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 
@@ -554,8 +556,8 @@ def _verdict(pending: _Pending, config: DriftConfig, p_adjusted: float | None) -
     )
 
 
-def _prediction_pending(profile: dict, predictions: pd.Series, config: DriftConfig) -> _Pending:
-    reference = profile.get("prediction_reference") or {}
+def _prediction_pending(profile: TrainingProfile, predictions: pd.Series, config: DriftConfig) -> _Pending:
+    reference = profile.prediction_reference
     kind = reference.get("kind")
     if kind == NUMERIC:
         return _pending(
@@ -580,7 +582,7 @@ def _prediction_pending(profile: dict, predictions: pd.Series, config: DriftConf
 
 def drift_compute(
     *,
-    profile: dict,
+    profile: TrainingProfile | Mapping,
     window: pd.DataFrame,
     predictions: pd.Series | None = None,
     config: DriftConfig | None = None,
@@ -591,17 +593,18 @@ def drift_compute(
     know are ignored, and a profile feature absent from the window is "no_data".
     """
     config = config or DriftConfig()
-    features = profile["features"]
-    names = [f["name"] for f in features]
+    profile = profile_read(profile)
+    features = profile.features
+    names = profile.feature_names
     unknown = (set(config.per_feature) | set(config.critical_features)) - set(names)
     if unknown:
         raise ValueError(f"drift config names feature(s) not in the profile: {sorted(unknown)}")
-    samples = profile.get("reference_sample") or {}
+    samples = profile.reference_sample
     n_rows = len(window)
 
     pending: list[_Pending] = []
     for feature in features:
-        name, kind = feature["name"], feature["kind"]
+        name, kind = feature.name, feature.kind
         column = window[name] if name in window.columns else None
         override = config.per_feature.get(name, {})
         if kind == NUMERIC:
@@ -616,13 +619,13 @@ def drift_compute(
                 override=override,
             )
         elif kind == CATEGORICAL:
-            n_present = round(profile.get("n_rows", 0) * (1 - feature.get("missing_share", 0.0)))
+            n_present = round(profile.n_rows * (1 - feature.missing_share))
             item = _pending(
                 name=name,
                 kind=kind,
                 column=column,
                 n_rows=n_rows,
-                categorical=_categorical_reference(feature.get("categories") or {}, n_present),
+                categorical=_categorical_reference(feature.category_shares, n_present),
                 override=override,
             )
         else:

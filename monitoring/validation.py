@@ -1,39 +1,29 @@
 """Validate a raw CSV against the model's training profile and split it in two.
 
-Pure pandas/pyarrow (no Django, no database). `file_validate_and_split` reads
-the file with pyarrow's streaming CSV reader in batches of at most
+Pure pyarrow/numpy (no Django, no database). `file_validate_and_split` reads
+the file with the one CSV reader (`models_registry.csv_reader`) in batches of at most
 ``ValidationConfig.chunk_rows`` rows, every column as text (memory stays bounded
 on a 1 GB file), checks every rule as a vectorised mask over the batch
 (pyarrow.compute + numpy), and appends valid rows to the good file and invalid
 rows to the bad file, each bad row carrying every rule it broke in one
-``reason``: ``out_of_range:age=212; unknown_category:plan=gold``. Only the
+``reason``: ``wrong_type:age=abc; missing_value:plan``. Only the
 failing values are turned into Python strings. (A first version on pandas'
 ``read_csv(chunksize=)`` + ``to_numeric`` + ``to_csv`` took 3.8 s for 100,000
 rows on the dev box; this one 0.5 s, ``bench/ingestion.py``.)
 
-Rules (name, severity; from the training profile, `models_registry.profile`):
+Row rules: the model's rule table (`models_registry.rules`: wrong_type,
+missing_value, not_integer, out_of_range, unknown_category, duplicate_row), the
+same table the API, the form, batch upload and the drift reader apply, under the
+model's policy for the ``ingestion`` path (`models_registry.policies`). By
+default a row is quarantined only when it cannot be scored or holds what
+training never saw a feature take (wrong type, non-finite, missing where
+training had no missing value, 3.5 in a whole-number feature) or repeats an
+earlier row of the file; a value past the training range and an unseen category
+are kept in the good file and counted as ``warning`` issues, so they reach
+scoring and drift. Each rule with findings is one issue (``error`` when its rows
+were quarantined, ``warning`` when kept). File-level issues on top:
 
-- ``missing_value`` (error): empty or a missing token (``NA``, ``null``, ...) in a
-  feature that had no missing values in training. Where training had some, the
-  row is kept and the count is a warning issue.
-- ``wrong_type`` (error): non-numeric text in a numeric feature, a non-integer
-  in an integer feature (``3.0`` is an integer, ``3.5`` is not), ``inf``/``nan``.
-- ``out_of_range`` (error): outside ``[min - t*range, max + t*range]`` with
-  ``t = range_tolerance`` (default 0.1). The training min/max are sample
-  extremes, not physical limits: a 10 % margin lets plausible new extremes
-  through (on 4,000 training rows the next 4,000 exceed the max about half of the
-  time) while a unit error (cents for euros, months for years) or a sentinel
-  (``-1``, ``999``) is still far outside.
-- ``unknown_category`` (error): a categorical value never seen in training.
-- ``duplicate_row`` (error): the same values in every column as an earlier row
-  of the same file, across chunks (features compared by value, so ``7`` and
-  ``7.0`` are the same; other columns as text). Each row gets a 64-bit hash
-  (numbers by their float bits, text by Python's str hash of each distinct
-  value, columns combined with splitmix64) and the hashes are kept in one sorted
-  numpy array: 8 bytes a row (~120 MB for a 1 GB file) where a Python set would
-  take ~70; a false duplicate needs a 64-bit collision (~1e-6 at 10M rows).
-  ``pd.util.hash_pandas_object`` does the same job but took 0.3 s per 100,000
-  rows on these 9 text columns, more than all the other rules together.
+- ``missing_value`` (warning): missing values where training had some: rows kept.
 - ``missing_share_high`` (warning, per column): missing share above
   ``missing_share_threshold`` (default 0.2) and above the training share.
 - ``extra_column`` (warning, per column): not a feature of the model; left out
@@ -75,28 +65,25 @@ its modification time is at least ``min_age_seconds`` old (its writer stopped).
 from __future__ import annotations
 
 import csv
-import io
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from models_registry.profile import NUMERIC
+from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
+from models_registry.profile import TrainingProfile
+from models_registry.rules import Action, Duplicates, RulePath, RulePolicy, RuleTable
 
 ERROR = "error"
 WARNING = "warning"
-# Case-sensitive tokens read as "missing". "nan" and "inf" are not among them:
-# in a numeric feature they are wrong_type (a serialisation bug upstream).
-MISSING_TOKENS = ("", "NA", "N/A", "null", "NULL", "None", "#N/A", "<NA>")
 SAMPLES = 5
 SAMPLE_CHARS = 80
-HEAD_BYTES = 65536
+RESERVED = ("row_number", "reason")
 
 
 @dataclass(frozen=True)
@@ -178,89 +165,29 @@ def count_data_rows(path: Path) -> int:
 
 
 def _header_check(path: Path, features: list[str]) -> list[str]:
-    with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-    if not head.strip():
-        raise WholeFileError("empty file: no header and no rows", countable=False)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise WholeFileError("UTF-16 encoded (byte-order mark): expected UTF-8 text")
-    if b"\x00" in head:
-        raise WholeFileError("binary content (NUL bytes): not a CSV file", countable=False)
     try:
-        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns.tolist()
-    except UnicodeDecodeError as exc:
-        raise WholeFileError(f"not UTF-8 text (invalid byte at position {exc.start} of the header)") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise WholeFileError(f"not a readable CSV: {exc}", countable=False) from exc
-    raw_header = next(csv.reader(io.StringIO(head.decode("utf-8-sig", errors="replace"))), [])
-    repeated = sorted({name for name in raw_header if raw_header.count(name) > 1})
-    if repeated:
-        raise WholeFileError(f"duplicate column name(s) in the header: {', '.join(repeated)}")
-    reserved = [name for name in ("row_number", "reason") if name in header]
+        header = csv_header(path)
+    except CsvReadError as exc:
+        raise WholeFileError(str(exc), countable=exc.countable) from exc
+    reserved = [name for name in RESERVED if name in header]
     if reserved:
         raise WholeFileError(f"reserved column name(s) in the header (added by validation): {', '.join(reserved)}")
-    missing = [name for name in features if name not in header]
+    missing = header_missing_message(header, features)
     if missing:
-        hint = ""
-        if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
-            hint = " (one column in the header: the separator must be a comma)"
-        raise WholeFileError(f"missing required column(s): {', '.join(missing)}{hint}")
+        raise WholeFileError(missing)
     return header
 
 
-NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"  # finite decimal notation; not inf, nan, 1,5 or 0x1f
-_MISSING = pa.array(MISSING_TOKENS, type=pa.string())
-
-
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-MIX_1, MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit moves every output bit (wrapping uint64 arithmetic)."""
-    x = (x ^ (x >> np.uint64(30))) * MIX_1
-    x = (x ^ (x >> np.uint64(27))) * MIX_2
-    return x ^ (x >> np.uint64(31))
-
-
-def _text_keys(values: pa.Array) -> np.ndarray:
-    """A 64-bit key per string: Python's str hash of each distinct value, gathered by dictionary index."""
-    encoded = pc.dictionary_encode(values)
-    distinct = [hash("\x1f" + value) for value in encoded.dictionary.to_pylist()]  # "" must not hash to 0
-    table = np.asarray(distinct, dtype=np.int64).view(np.uint64)
-    return table[_numpy(encoded.indices)] if len(table) else np.zeros(len(values), dtype=np.uint64)
-
-
-def _parse_numbers(text: pa.Array, missing: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
-    """(float values, True where the text is a finite number); missing rows read as 0, not flagged here."""
-    filled = pc.if_else(missing, "0", text) if missing is not None else text
-    try:  # fast path, a clean column: Arrow's parser takes everything NUMBER does (and inf/nan, caught below)
-        numbers = _numpy(pc.cast(filled, pa.float64()))
-        return numbers, np.isfinite(numbers)
-    except pa.ArrowInvalid:
-        number_like = pc.match_substring_regex(text, NUMBER)
-        numbers = _numpy(pc.cast(pc.if_else(number_like, text, "0"), pa.float64()))
-        return numbers, _numpy(number_like) & np.isfinite(numbers)
-
-
-def _numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return values.to_numpy(zero_copy_only=False)
-
-
 class _Checker:
-    """The per-file state of the row rules: issues so far, row hashes seen, missing counts."""
+    """The per-file state of the row rules: the rule table, issues so far, rows seen, missing counts."""
 
-    def __init__(self, profile: dict, config: ValidationConfig):
-        self.specs = profile["features"]
-        self.config = config
+    def __init__(self, table: RuleTable, missing_share_threshold: float):
+        self.table = table
+        self.missing_share_threshold = missing_share_threshold
+        self.specs = table.profile.features
         self.issues: dict[tuple[str, str], Issue] = {}
-        self.seen = np.empty(0, dtype=np.uint64)  # sorted hashes of the rows so far
-        self.missing_counts = {spec["name"]: 0 for spec in self.specs}
-        self.categories = {
-            spec["name"]: pa.array(list(spec.get("categories", {})), type=pa.string())
-            for spec in self.specs
-            if spec["kind"] != NUMERIC
-        }
+        self.duplicates = Duplicates()
+        self.missing_counts = {spec.name: 0 for spec in self.specs}
 
     def _record(self, rule: str, column: str, severity: str, count: int, samples: list, message: str) -> None:
         issue = self.issues.setdefault((rule, column), Issue(rule=rule, column=column, severity=severity))
@@ -273,105 +200,30 @@ class _Checker:
             if value not in issue.sample_values:
                 issue.sample_values.append(value)
 
-    def _fail(self, failures: list, rule: str, name: str, mask: np.ndarray, text: pa.Array, message: str) -> None:
-        """Note ``rule:name=value`` for the rows in ``mask``; only those rows' values are read."""
-        if not mask.any():
-            return
-        positions = np.flatnonzero(mask)
-        values = text.take(pa.array(positions)).to_pylist()
-        if rule == "missing_value":
-            labels = np.full(len(positions), f"{rule}:{name}", dtype=object)
-        else:
-            labels = np.asarray([f"{rule}:{name}={value[:40]}" for value in values], dtype=object)
-        failures.append((positions, labels))
-        self._record(rule, name, ERROR, len(positions), values[: SAMPLES * 4], message)
-
     def check(self, batch: pa.RecordBatch, row_numbers: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
-        """(reason per row, "" when valid; the feature columns stripped, missing values as "")."""
-        failures: list[tuple[np.ndarray, np.ndarray]] = []
-        clean = {}
-        keys: dict[str, np.ndarray] = {}  # a 64-bit key per row and feature, for duplicate_row
-        for spec in self.specs:
-            name = spec["name"]
-            text = pc.ascii_trim_whitespace(batch.column(name))
-            missing_arrow = pc.is_in(text, value_set=_MISSING)
-            missing = _numpy(missing_arrow)
-            n_missing = int(missing.sum())
-            self.missing_counts[name] += n_missing
-            if n_missing and not spec.get("missing_share"):
-                self._fail(failures, "missing_value", name, missing, text, "no missing values in training")
-            elif n_missing:
-                samples = text.take(pa.array(np.flatnonzero(missing)[: SAMPLES * 4])).to_pylist()
-                self._record(
-                    "missing_value", name, WARNING, n_missing, samples, "missing values are allowed: rows kept"
-                )
-            if spec["kind"] == NUMERIC:
-                numbers, valid = _parse_numbers(text, missing_arrow if n_missing else None)
-                wrong = ~missing & ~valid
-                key = (numbers + 0.0).view(np.uint64).copy()  # by value: "7" and "7.0 " are the same; -0.0 is 0.0
-                textual = ~valid | missing
-                if textual.any():
-                    key[textual] = _text_keys(text.filter(pa.array(textual)))
-                keys[name] = key
-                if spec.get("dtype") == "integer":
-                    wrong |= ~missing & ~wrong & (np.mod(np.where(wrong, 0, numbers), 1) != 0)
-                self._fail(failures, "wrong_type", name, wrong, text, f"expected {spec.get('dtype') or 'a'} number")
-                low, high = spec.get("min"), spec.get("max")
-                if low is not None and high is not None:
-                    slack = self.config.range_tolerance * (high - low)
-                    outside = ~missing & ~wrong & ((numbers < low - slack) | (numbers > high + slack))
-                    self._fail(
-                        failures,
-                        "out_of_range",
-                        name,
-                        outside,
-                        text,
-                        f"outside [{low - slack:g}, {high + slack:g}]: training {low:g}..{high:g}"
-                        f" ± {self.config.range_tolerance:g} of the range",
-                    )
+        """(reason per row, "" when the row is good; the feature columns stripped, missing values as "")."""
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        check = self.table.chunk_check(columns, path=RulePath.INGESTION, duplicates=self.duplicates)
+        for rule, name, positions, values, action in check.findings:
+            stop = action != Action.WARN
+            if name is None:  # duplicate_row: the samples are row numbers
+                samples = row_numbers[positions[: SAMPLES * 4]].tolist()
+                message = f"{values[0]} of the file (samples are row numbers)"
             else:
-                known = self.categories[name]
-                unknown = ~missing & ~_numpy(pc.is_in(text, value_set=known))
-                keys[name] = _text_keys(text)
-                shown = ", ".join(known.to_pylist()[:20])
-                self._fail(failures, "unknown_category", name, unknown, text, f"training categories: {shown}")
-            clean[name] = pc.if_else(missing_arrow, "", text) if n_missing else text
-        self._duplicates(batch, keys, row_numbers, failures)
-        reasons = np.full(batch.num_rows, "", dtype=object)
-        for positions, labels in failures:  # in rule order: one reason string per bad row
-            current = reasons[positions]
-            reasons[positions] = np.where(current == "", labels, current + "; " + labels)
-        return reasons, clean
-
-    def _duplicates(self, batch: pa.RecordBatch, keys: dict, row_numbers: np.ndarray, failures: list) -> None:
-        """Same values in every column (features by value, other columns as text) as an earlier row of the file."""
-        hashes = np.zeros(batch.num_rows, dtype=np.uint64)
-        for name in batch.schema.names:
-            key = keys[name] if name in keys else _text_keys(batch.column(name))
-            hashes = _mix(_mix(key) ^ (hashes * GOLDEN))  # order matters: (a, b) is not (b, a)
-        order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first one is the original
-        ordered = hashes[order]
-        repeated = np.empty(len(ordered), dtype=bool)
-        repeated[:1] = False
-        repeated[1:] = ordered[1:] == ordered[:-1]
-        if len(self.seen):  # sorted queries: numpy's binary search starts from the previous answer
-            where = np.minimum(np.searchsorted(self.seen, ordered), len(self.seen) - 1)
-            repeated |= self.seen[where] == ordered
-        duplicate = np.empty(len(hashes), dtype=bool)
-        duplicate[order] = repeated
-        # Both runs are sorted and distinct: the stable sort (timsort) merges them in linear time.
-        self.seen = np.sort(np.concatenate([self.seen, ordered[~repeated]]), kind="stable")
-        if duplicate.any():
-            positions = np.flatnonzero(duplicate)
-            failures.append((positions, np.full(len(positions), "duplicate_row", dtype=object)))
-            self._record(
-                "duplicate_row",
-                "",
-                ERROR,
-                len(positions),
-                row_numbers[positions[: SAMPLES * 4]].tolist(),
-                "same values in every column as an earlier row of the file (samples are row numbers)",
-            )
+                samples = values[: SAMPLES * 4]
+                message = self.table.finding(rule, name, values[0]).problem
+            message += "; rows quarantined" if stop else "; accepted with a warning: rows kept"
+            self._record(rule, name or "", ERROR if stop else WARNING, len(positions), samples, message)
+        for spec in self.specs:
+            column = check.columns[spec.name]
+            n_missing = int(column.missing.sum())
+            self.missing_counts[spec.name] += n_missing
+            if n_missing and self.table.missing_allowed[spec.name]:
+                self._record(
+                    "missing_value", spec.name, WARNING, n_missing, [], "missing values are allowed: rows kept"
+                )
+        reasons = check.reasons(stop=True, table=self.table, style="code")
+        return reasons, {spec.name: check.columns[spec.name].text for spec in self.specs}
 
     def file_issues(self, *, rows_in: int, extra: list[str]) -> list[Issue]:
         issues = dict(self.issues)
@@ -383,18 +235,18 @@ class _Checker:
                 count=rows_in,
                 message="not a feature of the model: kept in bad rows, left out of good rows",
             )
-        threshold = self.config.missing_share_threshold
+        threshold = self.missing_share_threshold
         for spec in self.specs:
-            name, count = spec["name"], self.missing_counts[spec["name"]]
+            name, count = spec.name, self.missing_counts[spec.name]
             share = count / rows_in if rows_in else 0.0
-            if share > threshold and share > (spec.get("missing_share") or 0.0):
+            if share > threshold and share > spec.missing_share:
                 issues[("missing_share_high", name)] = Issue(
                     rule="missing_share_high",
                     column=name,
                     severity=WARNING,
                     count=count,
                     message=f"{share:.0%} missing, above the threshold {threshold:.0%}"
-                    f" (training {spec.get('missing_share') or 0:.0%})",
+                    f" (training {spec.missing_share:.0%})",
                 )
         return list(issues.values())
 
@@ -405,63 +257,40 @@ def _whole_file(path: Path, reason: str, *, countable: bool = True) -> SplitResu
 
 
 def _batches(path: Path, header: list[str], chunk_rows: int):
-    """Record batches of at most ``chunk_rows`` rows, every column as text (pyarrow's streaming reader)."""
-    with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES)
-    bytes_per_row = len(head) / max(head.count(b"\n"), 1)
-    block = int(min(max(chunk_rows * bytes_per_row * 1.2, 1 << 20), 64 << 20))
+    """The file's text batches (`models_registry.csv_reader`); a read error is a whole-file failure."""
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=block),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise _read_error(exc, rows=0) from exc
-    rows = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise _read_error(exc, rows=rows) from exc
-        rows += batch.num_rows
-        for start in range(0, batch.num_rows, chunk_rows):
-            yield batch.slice(start, chunk_rows)
-
-
-def _read_error(exc: pa.ArrowInvalid, *, rows: int) -> WholeFileError:
-    message = (str(exc).splitlines() or [type(exc).__name__])[0]
-    if "UTF8" in message or "UTF-8" in message:
-        return WholeFileError(f"not UTF-8 text (invalid bytes after data row {rows})")
-    return WholeFileError(f"not a valid CSV after data row {rows}: {message}")
+        yield from csv_batches(path, header=header, chunk_rows=chunk_rows)
+    except CsvReadError as exc:
+        raise WholeFileError(str(exc), countable=exc.countable) from exc
 
 
 def file_validate_and_split(
     *,
     raw_path: Path,
-    profile: dict,
+    profile: TrainingProfile | Mapping,
     good_path: Path,
     bad_path: Path,
     config: ValidationConfig | None = None,
+    policy: RulePolicy | None = None,
 ) -> SplitResult:
-    """Split ``raw_path`` into good rows (row_number + features) and bad rows (row_number + original + reason)."""
+    """Split ``raw_path`` into good rows (row_number + features) and bad rows (row_number + original + reason).
+
+    Rows are checked by the model's rule table under ``policy`` (the model's, from
+    `models_registry.policies.rule_policy_get`; default: the code's defaults with
+    ``config.range_tolerance``), path ``ingestion``.
+    """
     config = config or ValidationConfig()
+    policy = policy or RulePolicy.from_overrides({}, range_tolerance=config.range_tolerance)
+    table = RuleTable(profile, policy=policy)
     raw_path, good_path, bad_path = Path(raw_path), Path(good_path), Path(bad_path)
-    features = [spec["name"] for spec in profile["features"]]
+    features = table.profile.feature_names
     try:
         header = _header_check(raw_path, features)
     except WholeFileError as exc:
         return _whole_file(raw_path, str(exc), countable=exc.countable)
 
     extra = [column for column in header if column not in features]
-    checker = _Checker(profile, config)
+    checker = _Checker(table, config.missing_share_threshold)
     good_partial = good_path.with_name(good_path.name + ".part")
     bad_partial = bad_path.with_name(bad_path.name + ".part")
     parts = (good_partial, bad_partial)

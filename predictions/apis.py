@@ -37,7 +37,7 @@ class PredictApi(APIView):
 
         class WarningSerializer(serializers.Serializer):
             row = serializers.IntegerField()
-            field = serializers.CharField()
+            field = serializers.CharField(allow_null=True, help_text="null: the row as a whole (a duplicate)")
             problem = serializers.CharField()
 
         model_name = serializers.CharField()

@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 
 from models_registry.profile import NUMERIC
+from models_registry.rules import Action, CategoryRule, RulePath, RuleTable
 
 
 def _number_hint(spec) -> str:
@@ -19,14 +20,29 @@ def _typical_number(spec):
     return round(spec.median) if spec.dtype == "integer" else round(spec.median, 4)
 
 
+class CategoryField(forms.ChoiceField):
+    """A select of the training categories that, when the model's policy accepts an unseen
+    category with a warning, takes one too (posted by a client, not offered by the select)."""
+
+    def __init__(self, *args, accept_unseen: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accept_unseen = accept_unseen
+
+    def valid_value(self, value):
+        return self.accept_unseen or super().valid_value(value)
+
+
 class PredictForm(forms.Form):
     """One field per feature of the model: numbers with their training range, categories as
-    selects; each starts at its training median or most frequent category."""
+    selects; each starts at its training median or most frequent category. Which fields are
+    required comes from the model's rule table (a missing value its form policy refuses);
+    every value is then checked by the same rules as the API (`predictions_make`)."""
 
-    def __init__(self, *args, specs: dict, **kwargs):
+    def __init__(self, *args, specs: dict, table: RuleTable | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        accept_unseen = table is None or table.action(CategoryRule.name, RulePath.FORM) == Action.WARN
         for name, spec in specs.items():
-            required = spec.missing_share == 0
+            required = table.missing_refused(name, RulePath.FORM) if table is not None else spec.missing_share == 0
             if spec.kind == NUMERIC:
                 step = "1" if spec.dtype == "integer" else "any"
                 self.fields[name] = forms.FloatField(
@@ -40,7 +56,9 @@ class PredictForm(forms.Form):
                 if not required:
                     choices.insert(0, ("", "(missing)"))
                 initial = spec.categories[0] if spec.categories else None  # the most frequent in training
-                self.fields[name] = forms.ChoiceField(choices=choices, required=required, initial=initial)
+                self.fields[name] = CategoryField(
+                    choices=choices, required=required, initial=initial, accept_unseen=accept_unseen
+                )
 
     def record(self) -> dict:
         """The validated row, as the API would receive it (blank optional fields are null)."""

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
+from models_registry.rules import RulePath
 from models_registry.selectors import deployment_get
 from models_registry.serving import ModelUnavailable
 
@@ -37,12 +38,14 @@ def predict(request, model_name: str):
         served = services.served_model_get(model_name)
     except ModelUnavailable as exc:
         return _unavailable(request, model_name, exc)
-    form = PredictForm(request.POST if request.method == "POST" else None, specs=served.specs)
+    form = PredictForm(
+        request.POST if request.method == "POST" else None, specs=served.specs, table=served.rule_table()
+    )
     result = None
     if request.method == "POST" and form.is_valid():
         try:
             result = services.predictions_make(
-                model_name=model_name, records=[form.record()], source=Source.WEB, served=served
+                model_name=model_name, records=[form.record()], source=Source.WEB, served=served, path=RulePath.FORM
             )
         except InputValidationError as exc:
             for error in exc.field_errors:

@@ -22,7 +22,8 @@ from mlapp.settings import _mlflow_uri_for
 from models_registry import mlflow_access
 from models_registry.demo_data import churn_frame, housing_frame
 from models_registry.deployments import watch_stop
-from models_registry.models import AliasChange, ModelVersion
+from models_registry.models import AliasChange, ModelVersion, RulePolicyOverride
+from models_registry.policies import rule_policy_forget
 from models_registry.selectors import served_version_get
 from models_registry.serving import loader
 from models_registry.training import model_train
@@ -120,6 +121,22 @@ def _ensure_served(fields: dict):
         )
     loader().invalidate(record.name)
     return record
+
+
+@pytest.fixture(autouse=True)
+def _rule_policies_read_afresh():
+    """Each process caches rule policies; a test starts and ends with none cached."""
+    rule_policy_forget()
+    yield
+    rule_policy_forget()
+
+
+@pytest.fixture
+def strict_ingestion(churn_model):
+    """The churn model's policy quarantines unseen categories at ingestion (the default accepts them)."""
+    return RulePolicyOverride.objects.create(
+        model_name=churn_model.name, overrides={"rules": {"unknown_category": {"ingestion": "quarantine"}}}
+    )
 
 
 @pytest.fixture(autouse=True)

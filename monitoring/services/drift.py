@@ -3,8 +3,10 @@
 `drift_report_create` loads the window from the prediction log (on PostgreSQL
 only the profile's keys are extracted from the JSON column, ``features ->> 'k'``,
 and the window is bounded: the last ``window_rows`` rows, or an interval capped
-at ``MAX_WINDOW_ROWS``), runs the statistics of `monitoring.drift_stats`, and
-stores one `DriftReport` with a `FeatureDrift` row per feature plus
+at ``MAX_WINDOW_ROWS``), reads it through the model's rule table (path ``drift``:
+the same typing and findings as every other path; a row the policy quarantines is
+left out of the window, and the report's config counts each rule's findings), runs
+the statistics of `monitoring.drift_stats`, and stores one `DriftReport` with a `FeatureDrift` row per feature plus
 ``'__prediction__'`` for the model's output. Each row also keeps the served and
 training distributions on shared bins, so the feature pages draw them without
 touching the prediction log. When the dataset drifted an alert is raised, at
@@ -19,17 +21,20 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from django.db import transaction
 from django.db.models.fields.json import KeyTextTransform
 from django.urls import reverse
 
 from core.errors import ApplicationError
-from models_registry.profile import NUMERIC
+from models_registry.policies import rule_policy_get
+from models_registry.profile import NUMERIC, FeatureSpec, ProfileSchemaError, TrainingProfile
+from models_registry.rules import TEXT_MISSING, Action, Duplicates, RulePath, RuleTable
 from models_registry.serving import ModelUnavailable, loader, model_version_profile
 from predictions.models import Prediction
 
@@ -82,13 +87,16 @@ def drift_settings_get(*, model_name: str) -> ModelDriftSettings:
     return ModelDriftSettings(config=config, window_rows=max(record.window_rows, 1), min_rows=record.min_rows)
 
 
-def production_profile_get(*, model_name: str) -> tuple[int, dict]:
-    """(version, training profile) of the model's production version; no estimator is loaded."""
+def production_profile_get(*, model_name: str) -> tuple[int, TrainingProfile]:
+    """(version, typed training profile) of the model's production version; no estimator is loaded."""
     try:
         version = loader().version_resolve(model_name)
     except ModelUnavailable as exc:
         raise DriftCheckError(f"{model_name} has no production version to compare with: {exc}") from exc
-    _run_id, _task, profile = model_version_profile(model_name, version)
+    try:
+        _run_id, _task, profile = model_version_profile(model_name, version)
+    except ProfileSchemaError as exc:
+        raise DriftCheckError(str(exc)) from exc
     return version, profile
 
 
@@ -99,19 +107,37 @@ class DriftWindow:
     versions: pd.Series
     start: datetime | None
     end: datetime | None
+    rules: dict = field(default_factory=dict)  # rule -> {"rows": n, "action": ...}: the rule table's findings
+
+
+def _window_read(raw: pd.DataFrame, keys: list[str], table: RuleTable) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The stored feature values (text, or JSON scalars on SQLite) through the rule table, path ``drift``:
+    (typed features, rows kept, findings per rule)."""
+    columns = {
+        spec.name: pa.array([None if v is None else str(v) for v in raw[key].tolist()], type=pa.string())
+        for key, spec in zip(keys, table.profile.features, strict=True)
+    }
+    check = table.chunk_check(columns, path=RulePath.DRIFT, duplicates=Duplicates(), missing_tokens=TEXT_MISSING)
+    counts: dict[str, dict] = {}
+    for rule, _name, positions, _values, action in check.findings:
+        entry = counts.setdefault(rule, {"rows": 0, "action": str(action)})
+        entry["rows"] += len(positions)
+    kept = ~check.stopped if any(a != Action.WARN for *_, a in check.findings) else np.ones(len(raw), dtype=bool)
+    return check.model_input(table, index=raw.index), kept, counts
 
 
 def drift_window_load(
     *,
     model_name: str,
-    profile: dict,
+    profile: TrainingProfile,
     version: int,
     since: datetime | None = None,
     until: datetime | None = None,
     last_n: int = DEFAULT_WINDOW_ROWS,
     source: str | None = None,
 ) -> DriftWindow:
-    """The newest ``last_n`` rows of the model (in [since, until) when given), features typed by the profile."""
+    """The newest ``last_n`` rows of the model (in [since, until) when given), read through the model's rule
+    table: features typed by the profile, rows its drift policy quarantines left out."""
     rows = Prediction.objects.filter(model_name=model_name)
     if source:
         rows = rows.filter(source=source)
@@ -119,22 +145,18 @@ def drift_window_load(
         rows = rows.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    names = [f["name"] for f in profile["features"]]
-    keys = {f"f{i}": KeyTextTransform(name, "features") for i, name in enumerate(names)}
-    output = "predicted_value" if profile.get("task") == "regression" else "predicted_label"
+    keys = {f"f{i}": KeyTextTransform(name, "features") for i, name in enumerate(profile.feature_names)}
+    output = "predicted_value" if profile.task == "regression" else "predicted_label"
     values = list(
         rows.annotate(**keys)
         .order_by("-created_at")
         .values_list("created_at", "model_version", output, *keys)[: min(last_n, MAX_WINDOW_ROWS)]
     )
     raw = pd.DataFrame(values, columns=["created_at", "model_version", "output", *keys])
-    frame = pd.DataFrame(index=raw.index)
-    for key, feature in zip(keys, profile["features"], strict=True):
-        column = raw[key]
-        if feature["kind"] == NUMERIC:
-            frame[feature["name"]] = pd.to_numeric(column, errors="coerce").astype("float64")
-        else:
-            frame[feature["name"]] = column.map(lambda v: None if v is None else str(v)).astype(object)
+    table = RuleTable(profile, policy=rule_policy_get(model_name=model_name))
+    frame, kept, rules = _window_read(raw, list(keys), table)
+    if not kept.all():
+        raw, frame = raw[kept].reset_index(drop=True), frame[kept].reset_index(drop=True)
     predictions = raw.loc[raw["model_version"] == version, "output"]
     if output == "predicted_value":
         predictions = pd.to_numeric(predictions, errors="coerce").astype("float64")
@@ -144,6 +166,7 @@ def drift_window_load(
         versions=raw["model_version"],
         start=raw["created_at"].min() if len(raw) else None,
         end=raw["created_at"].max() if len(raw) else None,
+        rules=rules,
     )
 
 
@@ -213,15 +236,15 @@ def categorical_distribution(reference_shares: dict, window_values: pd.Series) -
     }
 
 
-def _feature_distribution(feature: dict, profile: dict, column: pd.Series) -> dict:
-    if feature["kind"] == NUMERIC:
-        sample = (profile.get("reference_sample") or {}).get(feature["name"]) or []
-        return numeric_distribution(sample, column, integer=feature.get("dtype") == "integer")
-    return categorical_distribution(feature.get("categories") or {}, column)
+def _feature_distribution(feature: FeatureSpec, profile: TrainingProfile, column: pd.Series) -> dict:
+    if feature.kind == NUMERIC:
+        sample = profile.reference_sample.get(feature.name) or []
+        return numeric_distribution(sample, column, integer=feature.is_integer)
+    return categorical_distribution(feature.category_shares, column)
 
 
-def _prediction_distribution(profile: dict, predictions: pd.Series) -> dict:
-    reference = profile.get("prediction_reference") or {}
+def _prediction_distribution(profile: TrainingProfile, predictions: pd.Series) -> dict:
+    reference = profile.prediction_reference
     if reference.get("kind") == NUMERIC:
         return numeric_distribution(reference.get("sample") or [], predictions)
     return categorical_distribution(reference.get("categories") or {}, predictions)
@@ -320,7 +343,7 @@ def drift_report_create(
     except ValueError as exc:  # the settings name features the production profile does not have
         raise DriftCheckError(f"Drift settings of {model_name} do not fit version {version}: {exc}") from exc
 
-    by_name = {f["name"]: f for f in profile["features"]}
+    by_name = profile.specs
     with transaction.atomic():
         report = DriftReport.objects.create(
             model_name=model_name,
@@ -343,6 +366,7 @@ def drift_report_create(
                     "versions": sorted(int(v) for v in window.versions.unique()),
                 },
                 "critical_drifted": result.critical_drifted,
+                "rules": window.rules,
                 "n_no_data": result.n_no_data,
             },
         )

@@ -48,6 +48,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.services import Claim, JobLost, job_claim, job_create_claimed, job_fail, job_heartbeats, job_succeed
+from models_registry.policies import rule_policy_get
 from models_registry.serving import ModelUnavailable, loader
 from predictions.services import good_file_register
 
@@ -300,6 +301,7 @@ def ingested_file_process(
                 good_path=good_path,
                 bad_path=bad_path,
                 config=ValidationConfig(range_tolerance=config.range_tolerance),
+                policy=rule_policy_get(model_name=served.name, range_tolerance=config.range_tolerance),
             )
             if result.whole_file_reason:
                 status = IngestedFile.Status.QUARANTINED

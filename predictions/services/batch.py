@@ -1,12 +1,14 @@
 """Batch scoring of an uploaded CSV, run by a Celery worker in chunks.
 
-Each chunk is validated (vectorised), scored with the production model loaded
-once for the job, appended to the scored CSV (a .part file renamed at the end)
-and written to the inference log in bulk (COPY on PostgreSQL) in one transaction
-with the job's cursor and heartbeat (`jobs` lifecycle). A job whose worker was
-lost is taken again and resumes after the last committed chunk: the scored CSV
-is cut back to what that chunk had written, and the log's unique (job, row)
-key holds each row once.
+Each chunk is read by the one CSV reader (`models_registry.csv_reader`), checked
+by the model's rule table under its ``batch`` policy (vectorised; a quarantined
+row is not scored and carries its reason in the ``error`` column, a warning goes
+to ``warnings``), scored with the production model loaded once for the job,
+appended to the scored CSV (a .part file renamed at the end) and written to the
+inference log in bulk (COPY on PostgreSQL) in one transaction with the job's
+cursor and heartbeat (`jobs` lifecycle). A job whose worker was lost is taken
+again and resumes after the last committed chunk: the scored CSV is cut back to
+what that chunk had written, and the log's unique (job, row) key holds each row once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from celery.exceptions import SoftTimeLimitExceeded
@@ -30,10 +31,11 @@ from django.db import connection, transaction
 from core.errors import ApplicationError
 from core.files import upload_save
 from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
+from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
+from models_registry.rules import Duplicates, RulePath
 from models_registry.serving import ModelUnavailable, loader
 
 from ..models import BatchJob, Source
-from ..validation import frame_missing_columns, frame_validate
 from .predict import served_model_get
 from .store import RowContext, prediction_rows_write
 
@@ -76,24 +78,27 @@ def _count_rows(path: Path) -> int:
     return max(lines - 1, 0)
 
 
-def _chunks(path: Path, *, chunk_rows: int):
+def _chunks(path, features: list[str], *, chunk_rows: int):
+    """Text chunks of the file; a file that cannot be read, or lacks a feature column, is a `BatchFileError`."""
     try:
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError as exc:
-        raise BatchFileError("The file is empty: expected a header row and data rows") from exc
-    except UnicodeDecodeError as exc:
-        raise BatchFileError(f"The file is not UTF-8 text (byte {exc.start}): expected a CSV") from exc
-    except pd.errors.ParserError as exc:
-        raise BatchFileError(f"The file is not a valid CSV: {exc}") from exc
+        header = csv_header(path)
+        missing = header_missing_message(header, features)
+        if missing:
+            raise BatchFileError(missing.replace("missing required column(s)", "Missing feature column(s)"))
+        yield from csv_batches(path, header=header, chunk_rows=chunk_rows)
+    except CsvReadError as exc:
+        raise BatchFileError(f"The file cannot be scored: {exc}") from exc
 
 
-def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, problems: pd.Series) -> pa.Table:
-    """The chunk as uploaded, then the prediction, class probabilities and the row's error.
+def _scored_table(
+    chunk: pa.RecordBatch, *, served, outputs, valid: np.ndarray, problems: np.ndarray, warnings: np.ndarray
+) -> pa.Table:
+    """The chunk as uploaded, then the prediction, class probabilities, the row's warnings and its error.
 
     Same columns for every chunk, including one where no row was valid.
     """
-    columns = {name: pa.array(chunk[name].to_numpy(dtype=object), type=pa.string()) for name in chunk.columns}
-    n = len(chunk)
+    columns = {name: chunk.column(name) for name in chunk.schema.names}
+    n = chunk.num_rows
     if served.task == "classification":
         classes = outputs.classes if outputs is not None else tuple(served.classes)
         prediction = np.full(n, None, dtype=object)
@@ -109,7 +114,8 @@ def _scored_table(chunk: pd.DataFrame, *, served, outputs, valid: np.ndarray, pr
         if outputs is not None:
             prediction[valid] = outputs.values
         columns["prediction"] = pa.array(prediction, from_pandas=True)
-    columns["error"] = pa.array(problems.to_numpy(dtype=object), type=pa.string())
+    columns["warnings"] = pa.array(warnings, type=pa.string())
+    columns["error"] = pa.array(problems, type=pa.string())
     return pa.table(columns)
 
 
@@ -263,6 +269,12 @@ def _chunk_committer():
                 pending.pop().result()
 
 
+def _feature_columns(chunk: pa.RecordBatch, features: list[str]) -> dict[str, pa.Array]:
+    """The chunk's columns, the model's features first (every column counts for duplicates)."""
+    names = [*features, *(name for name in chunk.schema.names if name not in features)]
+    return {name: chunk.column(name) for name in names}
+
+
 def _served_for(job: BatchJob):
     """The production version when the job starts; the same version when it is taken again."""
     if job.model_version is not None:
@@ -280,30 +292,40 @@ def _score(job: BatchJob, claim: Claim, *, partial: Path) -> _Cursor:
         _copy_committed(job, cursor=cursor, target=partial)
     cursor.part = claim.attempt
     scored_csv = _ScoredCsv(partial, resume_at=cursor.output_bytes)
+    table = served.rule_table()
+    duplicates = Duplicates()
+    first_row = 1  # the file's row number of the chunk's first row
     with _chunk_committer() as commit, closing(scored_csv):
-        for number, chunk in enumerate(_chunks(Path(job.input_path), chunk_rows=cursor.chunk_rows)):
+        chunks = _chunks(Path(job.input_path), served.feature_names, chunk_rows=cursor.chunk_rows)
+        for number, chunk in enumerate(chunks):
+            check = table.chunk_check(
+                _feature_columns(chunk, served.feature_names), path=RulePath.BATCH, duplicates=duplicates
+            )  # also for a chunk an earlier attempt committed: duplicates are found across the whole file
+            chunk_first_row, first_row = first_row, first_row + chunk.num_rows
             if number < cursor.chunks_done:
                 continue  # committed by an earlier attempt
-            missing = frame_missing_columns(chunk, served.profile)
-            if missing:
-                raise BatchFileError(f"Missing feature column(s): {', '.join(missing)}")
-            check = frame_validate(chunk, served.profile)
-            valid = check.valid
+            valid = ~check.stopped
             outputs = rows = None
             if valid.any():
-                # Typed by validation: the model and the inference log get numbers as numbers.
-                features = check.model_input[valid]
+                # Typed from the same parse: the model and the inference log get numbers as numbers.
+                features = check.model_input(table)[valid]
                 outputs = served.predict_model_input(features)
-                # Row 1 is the first data row; pandas numbers rows across chunks.
                 rows = {
                     "served": served,
                     "features": features,
                     "outputs": outputs,
                     "context": context,
-                    "row_numbers": chunk.index.to_numpy()[valid] + 1,
+                    "row_numbers": np.flatnonzero(valid) + chunk_first_row,
                 }
             size = scored_csv.write(
-                _scored_table(chunk, served=served, outputs=outputs, valid=valid, problems=check.problems)
+                _scored_table(
+                    chunk,
+                    served=served,
+                    outputs=outputs,
+                    valid=valid,
+                    problems=check.reasons(stop=True, table=table),
+                    warnings=check.reasons(stop=False, table=table),
+                )
             )
             cursor.add(outputs=outputs, scored=int(valid.sum()), rejected=int((~valid).sum()), output_bytes=size)
             commit(claim=claim, rows=rows, cursor=asdict(cursor), rows_done=cursor.rows_scored + cursor.rows_rejected)

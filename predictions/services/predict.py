@@ -11,11 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.errors import ApplicationError, NotFoundError
+from models_registry.rules import RulePath
 from models_registry.selectors import deployment_list, model_version_get
 from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
 from ..models import Prediction
-from ..validation import FieldError, records_unseen_categories, records_validate
+from ..validation import FieldError, records_check
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,23 @@ def predictions_make(
     source: str,
     request_id: str | None = None,
     served: ServedModel | None = None,
+    path: RulePath = RulePath.API,
 ) -> PredictionResponse:
     """Score rows given as JSON objects with `model_name` and store one inference-log row each.
 
     Raises `InputValidationError` naming every bad row and field; nothing is
-    stored then. The response names the version that actually answered.
+    stored then. ``path`` picks the model's rule policy (the web form passes ``form``).
+    The response names the version that actually answered.
     """
     served = served or served_model_get(model_name)
     if served.name != model_name:
         raise ValueError(f"asked for {model_name}, given a version of {served.name}")
     started = time.perf_counter()
-    cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
+    checked = records_check(
+        records=records, table=served.rule_table(), max_rows=settings.MLAPP_PREDICT_MAX_ROWS, path=path
+    )
+    cleaned, warnings = checked.rows, checked.warnings
     outputs = served.predict_records(cleaned)
-    warnings = records_unseen_categories(cleaned, served.known_categories)
     latency_ms = (time.perf_counter() - started) * 1000
     request_id = request_id or uuid.uuid4().hex
     labels = outputs.labels.tolist() if outputs.labels is not None else None
@@ -121,7 +126,7 @@ def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
         if isinstance(actual, bool) or not isinstance(actual, (str, int)) or str(actual) == "":
             raise FeedbackError(f"actual: expected a class label (text), got {actual!r}")
         record = model_version_get(name=prediction.model_name, version=prediction.model_version)
-        classes = record.profile.get("classes") if record else None  # None: registered outside mlapp
+        classes = record.training_profile.classes if record else None  # None: registered outside mlapp
         if classes and str(actual) not in classes:
             raise FeedbackError(
                 f"actual: {str(actual)[:100]!r} is not a class of {prediction.model_name} "

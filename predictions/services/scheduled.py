@@ -15,11 +15,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
 from django.utils import timezone
 
 from jobs.services import Claim, JobLost, job_claim_next, job_create_claimed, job_fail, job_heartbeat, job_succeed
-from models_registry.features import frame_for_model
+from models_registry.csv_reader import CsvReadError, csv_chunks_typed, csv_header
 from models_registry.serving import ModelUnavailable
 
 from ..models import GoodFile, Prediction, ScheduledRun, Source
@@ -38,17 +37,18 @@ def _claim_next_file(model_name: str) -> tuple[GoodFile, Claim] | None:
 def _score_file(good_file: GoodFile, claim: Claim, served, run: ScheduledRun, chunk_rows: int) -> int:
     written = 0
     context = RowContext(source=Source.SCHEDULED, request_id=f"scheduled:{run.pk}", good_file_id=good_file.pk)
-    for chunk in pd.read_csv(good_file.path, chunksize=chunk_rows):
-        missing = [name for name in served.feature_names if name not in chunk.columns]
-        if missing or "row_number" not in chunk.columns:
-            raise ValueError(f"{good_file.path} lacks column(s): {', '.join(missing or ['row_number'])}")
-        features = frame_for_model(chunk[served.feature_names], served.profile)
+    header = csv_header(good_file.path)
+    missing = [name for name in [*served.feature_names, "row_number"] if name not in header]
+    if missing:
+        raise ValueError(f"{good_file.path} lacks column(s): {', '.join(missing)}")
+    for chunk in csv_chunks_typed(good_file.path, profile=served.profile, chunk_rows=chunk_rows, keep=("row_number",)):
+        features = chunk[served.feature_names]
         written += prediction_rows_write(
             served=served,
             features=features,
             outputs=served.predict_model_input(features),
             context=context,
-            row_numbers=chunk["row_number"].to_numpy(),
+            row_numbers=chunk["row_number"].astype("int64").to_numpy(),
             skip_existing=True,
         )
         job_heartbeat(claim)  # JobLost: another run took the file over (what is written stays, once)
@@ -78,7 +78,7 @@ def scheduled_scoring_run(*, model_name: str, chunk_rows: int = CHUNK_ROWS) -> S
             except JobLost:  # stalled past the stale timeout: another run has the file now
                 logger.warning("Scheduled scoring of %s was taken over by another run", good_file.path)
                 continue
-            except (OSError, ValueError, pd.errors.ParserError) as exc:  # the file's fault: not retried
+            except (OSError, ValueError, CsvReadError) as exc:  # the file's fault: not retried
                 logger.warning("Scheduled scoring of %s failed: %s", good_file.path, exc)
                 errors.append(f"{Path(good_file.path).name}: {exc}")
                 job_fail(claim, error=str(exc)[:2000])

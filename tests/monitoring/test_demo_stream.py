@@ -62,7 +62,7 @@ def test_incidents_break_the_file_as_named(tmp_path, incident):
     elif incident == "not_csv":
         assert len(payload) == 2048
     else:  # dirty: far more faults than the configured share
-        assert sum(demo_file.faults.values()) == 20
+        assert sum(demo_file.faults.values()) == 30  # DIRTY_FAULT_SHARE of 50 rows
 
 
 def test_drift_shifts_the_distributions_from_the_given_time(tmp_path):

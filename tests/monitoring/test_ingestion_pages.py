@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ingested(settings, tmp_path, churn_model):
+def ingested(settings, tmp_path, churn_model, strict_ingestion):
     """Two files through a real pass: one split with bad rows (and an alert), one rejected whole."""
     settings.MLAPP_DATA_DIR = tmp_path
     settings.MLAPP_INGEST_MIN_AGE_SECONDS = 0

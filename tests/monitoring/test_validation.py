@@ -1,4 +1,8 @@
-"""The validation core: every rule, every whole-file failure, and the accounting on each."""
+"""The validation core: every rule, every whole-file failure, and the accounting on each.
+
+Most tests quarantine what breaks a rule (``STRICT``: out of range and unseen categories too);
+the default policy accepts those with a warning (see tests/test_rules_every_path.py).
+"""
 
 import json
 import os
@@ -8,9 +12,11 @@ import pandas as pd
 import pytest
 
 from models_registry.profile import profile_build
+from models_registry.rules import RulePolicy
 from monitoring.validation import ValidationConfig, file_is_complete, file_validate_and_split
 
 HEADER = "age,income,plan"
+STRICT = {"rules": {"out_of_range": "quarantine", "unknown_category": "quarantine"}}
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +37,17 @@ def profile():
     )
 
 
-def _split(tmp_path, profile, content: bytes | str, **config):
+def _split(tmp_path, profile, content: bytes | str, *, policy=STRICT, **config):
     raw = tmp_path / "raw.csv"
     raw.write_bytes(content.encode() if isinstance(content, str) else content)
+    config = ValidationConfig(**config)
     result = file_validate_and_split(
         raw_path=raw,
         profile=profile,
         good_path=tmp_path / "good.csv",
         bad_path=tmp_path / "bad.csv",
-        config=ValidationConfig(**config),
+        config=config,
+        policy=RulePolicy.from_overrides(policy, range_tolerance=config.range_tolerance),
     )
     assert result.rows_in == result.rows_good + result.rows_bad  # every row ends in one place
     assert not list(tmp_path.glob("*.part"))
@@ -62,7 +70,7 @@ def test_clean_rows_go_to_good_with_their_row_numbers(tmp_path, profile):
     [
         ("25,,basic", "missing_value:income"),
         ("25,lots,basic", "wrong_type:income=lots"),
-        ("25.5,1500,basic", "wrong_type:age=25.5"),
+        ("25.5,1500,basic", "not_integer:age=25.5"),
         ("25,inf,basic", "wrong_type:income=inf"),
         ("250,1500,basic", "out_of_range:age=250"),
         ("25,1500,gold", "unknown_category:plan=gold"),
@@ -85,6 +93,16 @@ def test_a_row_lists_every_rule_it_breaks(tmp_path, profile):
         _rows(result.bad_path)[0]["reason"]
         == "out_of_range:age=250; wrong_type:income=lots; unknown_category:plan=gold"
     )
+
+
+def test_by_default_out_of_range_and_unseen_categories_are_kept_with_a_warning(tmp_path, profile):
+    result = _split(tmp_path, profile, f"{HEADER}\n250,1500,basic\n25,1500,gold\n", policy={})
+
+    assert (result.rows_good, result.rows_bad) == (2, 0)
+    assert {(i.rule, i.severity, i.count) for i in result.issues} == {
+        ("out_of_range", "warning", 1),
+        ("unknown_category", "warning", 1),
+    }
 
 
 def test_range_tolerance_lets_near_misses_through(tmp_path, profile):
@@ -257,7 +275,7 @@ def test_a_semicolon_file_names_the_missing_columns_and_the_separator(tmp_path, 
 
 def test_an_error_while_writing_leaves_no_output_at_all(tmp_path, profile):
     raw = tmp_path / "raw.csv"
-    raw.write_text(f"{HEADER}\n25,1500,basic\n26,1500,gold\n")
+    raw.write_text(f"{HEADER}\n25,1500,basic\n26,lots,basic\n")
     (tmp_path / "bad.csv").mkdir()  # in the way of the final rename
 
     with pytest.raises(IsADirectoryError):

@@ -147,7 +147,7 @@ def test_the_unscoped_predict_url_says_where_predictions_went(api, churn_model):
         ),
         (
             {"features": {**CHURN_ROW, "age": None}},
-            {"row": 0, "field": "age", "problem": "missing value (null): this feature was never missing in training"},
+            {"row": 0, "field": "age", "problem": "missing value: this feature was never missing in training"},
         ),
         (
             {"features": {**CHURN_ROW, "region": "no\x00rth"}},

@@ -34,8 +34,9 @@ class Command(BaseCommand):
         verb = "Reused" if result.reused_existing else "Registered"
         self.stdout.write(self.style.SUCCESS(f"{verb} {mv.name} version {mv.version} ({mv.task}, run {mv.run_id})"))
         self.stdout.write("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in mv.metrics.items()))
-        features = ", ".join(f"{f['name']} ({f['kind']})" for f in mv.profile["features"])
-        self.stdout.write(f"  profile: {len(mv.profile['features'])} features: {features}")
+        profile = mv.training_profile
+        features = ", ".join(f"{spec.name} ({spec.kind})" for spec in profile.features)
+        self.stdout.write(f"  profile: {len(profile.features)} features: {features}")
         self.stdout.write(f"  training data sha256: {mv.training_data_sha256}")
         if options["promote"]:
             try:
