@@ -101,3 +101,6 @@ def demo_frame(dataset: str, *, n_rows: int = 5000, seed: int = 0, drift: float 
 
 
 DEMO_TARGETS = {"churn": "churned", "housing": "price"}
+# The bootstrap trains each demo dataset under its own name, and never into any other model.
+DEMO_MODEL_NAMES = {"churn": "churn-demo", "housing": "housing-demo"}
+DEMO_MODEL_NAME = DEMO_MODEL_NAMES["churn"]
