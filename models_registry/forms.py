@@ -11,7 +11,11 @@ model_name_validator = RegexValidator(
 class TrainingForm(forms.Form):
     csv_file = forms.FileField(label="Training CSV", help_text="A CSV with a header row and a target column.")
     target = forms.CharField(max_length=255, help_text="The column to predict.")
-    model_name = forms.CharField(max_length=100, validators=[model_name_validator])
+    model_name = forms.CharField(
+        max_length=100,
+        validators=[model_name_validator],
+        widget=forms.TextInput(attrs={"list": "model-names", "autocomplete": "off"}),
+    )
     task = forms.ChoiceField(
         choices=[("", "Infer from the target"), ("classification", "Classification"), ("regression", "Regression")],
         required=False,

@@ -97,7 +97,7 @@ def model_rollback(request, name):
 
 @staff_required
 def training_new(request):
-    form = TrainingForm(request.POST or None, request.FILES or None, initial={"model_name": settings.MLAPP_MODEL_NAME})
+    form = TrainingForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["csv_file"]
         try:
@@ -120,7 +120,11 @@ def training_new(request):
                 actor=request.user,
             )
             return redirect("models_registry:training_job", pk=job.pk)
-    return render(request, "models_registry/training_new.html", {"nav": "models", "form": form})
+    return render(
+        request,
+        "models_registry/training_new.html",
+        {"nav": "models", "form": form, "model_names": selectors.registered_model_names()},
+    )
 
 
 @staff_required
