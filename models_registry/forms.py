@@ -20,6 +20,11 @@ class TrainingForm(forms.Form):
         choices=[("", "Infer from the target"), ("classification", "Classification"), ("regression", "Regression")],
         required=False,
     )
+    allow_schema_change = forms.BooleanField(
+        required=False,
+        label="Register anyway",
+        help_text="The new version answers another question or takes other inputs than the production version.",
+    )
 
     def clean_csv_file(self):
         upload = self.cleaned_data["csv_file"]

@@ -92,6 +92,9 @@ class TrainingJob(models.Model):
     original_filename = models.CharField(max_length=255)
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=32, blank=True, help_text="Blank: inferred")
+    allow_schema_change = models.BooleanField(
+        default=False, help_text="Register even if the task or features differ from the production version"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=255, blank=True)

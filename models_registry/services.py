@@ -117,7 +117,9 @@ def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reas
     )
 
 
-def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
+def training_job_create(
+    *, upload, target: str, task: str, model_name: str, actor, allow_schema_change: bool = False
+) -> TrainingJob:
     """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
     from django.conf import settings
 
@@ -130,6 +132,7 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
         original_filename=Path(upload.name).name[:255],
         target=target,
         task=task,
+        allow_schema_change=allow_schema_change,
         created_by=actor,
     )
     destination = upload_save(upload, upload_dir / f"{job.pk}-{Path(upload.name).name}")
@@ -162,6 +165,7 @@ def training_job_run(*, job_id: int) -> TrainingJob:
             actor=job.created_by,
             source_name=job.original_filename,
             progress=progress,
+            allow_schema_change=job.allow_schema_change,
         )
     except TrainingInputError as exc:
         TrainingJob.objects.filter(pk=job.pk).update(

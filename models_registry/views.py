@@ -11,7 +11,7 @@ from .forms import AliasMoveForm, TrainingForm
 from .models import TrainingJob
 from .permissions import staff_required
 from .profile import categories_by_share
-from .training import TrainingInputError, training_data_prepare
+from .training import SchemaChangeNotConfirmed, TrainingInputError, training_data_prepare, training_schema_check
 
 
 @login_required
@@ -98,16 +98,25 @@ def model_rollback(request, name):
 @staff_required
 def training_new(request):
     form = TrainingForm(request.POST or None, request.FILES or None)
+    schema_changes = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["csv_file"]
         try:
-            # Check the CSV now, so a bad file is refused on the page and nothing is queued.
-            training_data_prepare(
+            # Check the CSV (and what it changes against production) now, so a refused file
+            # is refused on the page and nothing is queued.
+            data = training_data_prepare(
                 csv=upload.file,
                 target=form.cleaned_data["target"],
                 task=form.cleaned_data["task"] or None,
                 source_name=upload.name,
             )
+            training_schema_check(
+                name=form.cleaned_data["model_name"],
+                data=data,
+                allow_schema_change=form.cleaned_data["allow_schema_change"],
+            )
+        except SchemaChangeNotConfirmed as exc:
+            schema_changes = exc.differences
         except TrainingInputError as exc:
             form.add_error(None, str(exc))
         else:
@@ -118,12 +127,18 @@ def training_new(request):
                 task=form.cleaned_data["task"],
                 model_name=form.cleaned_data["model_name"],
                 actor=request.user,
+                allow_schema_change=form.cleaned_data["allow_schema_change"],
             )
             return redirect("models_registry:training_job", pk=job.pk)
     return render(
         request,
         "models_registry/training_new.html",
-        {"nav": "models", "form": form, "model_names": selectors.registered_model_names()},
+        {
+            "nav": "models",
+            "form": form,
+            "model_names": selectors.registered_model_names(),
+            "schema_changes": schema_changes,
+        },
     )
 
 
