@@ -100,7 +100,6 @@ def demo_frame(dataset: str, *, n_rows: int = 5000, seed: int = 0, drift: float 
     raise ValueError(f"Unknown demo dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
+# The demo model the bootstrap trains: under this name only, never into another model.
+DEMO_MODEL_NAME = "churn-demo"
 DEMO_TARGETS = {"churn": "churned", "housing": "price"}
-# The bootstrap trains each demo dataset under its own name, and never into any other model.
-DEMO_MODEL_NAMES = {"churn": "churn-demo", "housing": "housing-demo"}
-DEMO_MODEL_NAME = DEMO_MODEL_NAMES["churn"]

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from models_registry import mlflow_access, selectors, services
-from models_registry.demo_data import DEMO_MODEL_NAMES, DEMO_TARGETS, demo_frame
+from models_registry.demo_data import DEMO_MODEL_NAME, DEMO_TARGETS, demo_frame
 from models_registry.models import AliasChange, ModelVersion
 from models_registry.training import model_train
 
@@ -37,14 +37,13 @@ def admin_account_ensure() -> str:
     return f"log in as '{ADMIN_USERNAME}' with password {password} (also saved in {password_file})"
 
 
-def demo_model_ensure(*, dataset: str = "churn") -> str:
-    """Train, register and promote the demo model under its own name (`DEMO_MODEL_NAMES`), once.
+def demo_model_ensure(*, dataset: str = "churn", name: str = DEMO_MODEL_NAME) -> str:
+    """Train, register and promote the demo model under its own name, once.
 
-    Only the demo's own name is ever written to, and only while every version it holds is
+    Only the demo's name is ever written to, and only while every version it holds is
     one the bootstrap trained: a model of that name made by anyone else (other data,
     features or task) is left exactly as it is.
     """
-    name = DEMO_MODEL_NAMES[dataset]
     registered = {int(v.version) for v in mlflow_access.client().search_model_versions(f"name = '{name}'")}
     demo_versions = set(
         ModelVersion.objects.filter(name=name, created_by_label=BOOTSTRAP_ACTOR).values_list("version", flat=True)
@@ -74,11 +73,13 @@ def demo_model_ensure(*, dataset: str = "churn") -> str:
     return f"trained {name} version {result.model_version.version} on {csv_path} and promoted it to production"
 
 
-def platform_bootstrap(*, dataset: str = "churn", with_demo_model: bool = True) -> list[str]:
+def platform_bootstrap(
+    *, dataset: str = "churn", with_demo_model: bool = True, demo_name: str = DEMO_MODEL_NAME
+) -> list[str]:
     for directory in ("raw", "good", "bad", "archive"):
         (Path(settings.MLAPP_DATA_DIR) / directory).mkdir(parents=True, exist_ok=True)
     lines = [admin_account_ensure()]
     if with_demo_model:
-        lines.append(demo_model_ensure(dataset=dataset))
+        lines.append(demo_model_ensure(dataset=dataset, name=demo_name))
     lines.extend(periodic_tasks_setup())
     return lines

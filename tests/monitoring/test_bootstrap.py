@@ -2,10 +2,8 @@ import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from models_registry import mlflow_access, selectors
-from models_registry.demo_data import DATASETS, DEMO_MODEL_NAME, DEMO_MODEL_NAMES
 from models_registry.models import AliasChange, ModelVersion
 from models_registry.training import model_train
-from monitoring.services import bootstrap
 from monitoring.services.bootstrap import platform_bootstrap
 from monitoring.services.schedules import default_periodic_tasks, periodic_tasks_setup
 
@@ -31,43 +29,34 @@ def test_periodic_tasks_are_created_once_and_admin_edits_are_kept():
     assert any(line.startswith("kept ingest raw files") for line in lines)
 
 
-@pytest.fixture
-def demo_name(monkeypatch, unique_model_name):
-    """The demo's own name, fresh per test (the MLflow store outlives each test's database)."""
-    monkeypatch.setitem(bootstrap.DEMO_MODEL_NAMES, "housing", unique_model_name)
-    return unique_model_name
-
-
-def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, settings, tmp_path, demo_name):
+def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, settings, tmp_path, unique_model_name):
     settings.VAR_DIR = tmp_path
     settings.MLAPP_DATA_DIR = tmp_path / "data"
 
-    first = platform_bootstrap(dataset="housing")
-    second = platform_bootstrap(dataset="housing")
+    first = platform_bootstrap(dataset="housing", demo_name=unique_model_name)
+    second = platform_bootstrap(dataset="housing", demo_name=unique_model_name)
 
     assert "password" in first[0] and (tmp_path / "admin-password.txt").exists()
-    assert f"trained {demo_name} version 1" in first[1]
-    assert second[1] == f"{demo_name} already has a production version: kept"
-    assert ModelVersion.objects.filter(name=demo_name).count() == 1
-    production = mlflow_access.client().get_model_version_by_alias(demo_name, "production")
+    assert f"trained {unique_model_name} version 1" in first[1]
+    assert second[1] == f"{unique_model_name} already has a production version: kept"
+    assert ModelVersion.objects.filter(name=unique_model_name).count() == 1
+    production = mlflow_access.client().get_model_version_by_alias(unique_model_name, "production")
     assert int(production.version) == 1
-    assert AliasChange.objects.get(model_name=demo_name).action == "bootstrap"
+    assert AliasChange.objects.get(model_name=unique_model_name).action == "bootstrap"
     assert all((tmp_path / "data" / d).is_dir() for d in ("raw", "good", "bad", "archive"))
 
 
-def test_the_demo_model_has_its_own_name():
-    assert DEMO_MODEL_NAME == DEMO_MODEL_NAMES["churn"] == "churn-demo"
-    assert len(set(DEMO_MODEL_NAMES.values())) == len(DEMO_MODEL_NAMES) == len(DATASETS)
-
-
-def test_bootstrap_never_writes_into_a_model_it_did_not_make(mlflow_store, settings, tmp_path, demo_name, churn_csv):
+def test_bootstrap_never_writes_into_a_model_it_did_not_make(
+    mlflow_store, settings, tmp_path, unique_model_name, churn_csv
+):
     """Someone's classifier holds the demo's name, with no production version: the housing
     demo (a regressor) is not trained into it, nor promoted over it."""
     settings.VAR_DIR = tmp_path
     settings.MLAPP_DATA_DIR = tmp_path / "data"
+    demo_name = unique_model_name
     theirs = model_train(csv=churn_csv, target="churned", name=demo_name, actor_label="alice").model_version
 
-    lines = platform_bootstrap(dataset="housing")
+    lines = platform_bootstrap(dataset="housing", demo_name=demo_name)
 
     assert lines[1] == (
         f"{demo_name} already exists and is not the demo model (v1 not trained by the bootstrap): left as it is"
