@@ -54,14 +54,36 @@ class ReasonInputSerializer(serializers.Serializer):
 class ModelVersionPromoteApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=ReasonInputSerializer, responses=AliasChangeOutputSerializer)
+    class InputSerializer(ReasonInputSerializer):
+        confirm_schema_change = serializers.BooleanField(
+            default=False,
+            help_text="Required when the version's task, target or features differ from the production version's",
+        )
+
+    class SchemaChangeSerializer(serializers.Serializer):
+        detail = serializers.CharField()
+        schema_changes = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: AliasChangeOutputSerializer, 409: SchemaChangeSerializer},
+        description="409: the version is not a drop-in replacement for production; "
+        'send `"confirm_schema_change": true` to promote it anyway.',
+    )
     def post(self, request, name, version):
-        payload = ReasonInputSerializer(data=request.data)
+        payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
             change = services.model_version_promote(
-                name=name, version=version, actor=request.user, reason=payload.validated_data["reason"]
+                name=name,
+                version=version,
+                actor=request.user,
+                reason=payload.validated_data["reason"],
+                confirm_schema_change=payload.validated_data["confirm_schema_change"],
             )
+        except services.IncompatiblePromotion as exc:
+            body = {"detail": str(exc), "schema_changes": exc.differences}
+            return Response(self.SchemaChangeSerializer(body).data, status=status.HTTP_409_CONFLICT)
         except services.PromotionError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(AliasChangeOutputSerializer(change).data, status=status.HTTP_201_CREATED)

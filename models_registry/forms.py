@@ -38,3 +38,11 @@ class TrainingForm(forms.Form):
 
 class AliasMoveForm(forms.Form):
     reason = forms.CharField(max_length=1000, widget=forms.TextInput, help_text="Recorded in the audit trail.")
+
+
+class PromoteForm(AliasMoveForm):
+    confirm_schema_change = forms.BooleanField(
+        required=False,
+        label="Promote anyway",
+        help_text="I have read the differences: this model's pages, API, ingestion and drift checks will follow them.",
+    )

@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlapp.task_queue import job_enqueue_on_commit
 
 from . import mlflow_access
+from .comparison import SchemaChangeRefusal, version_comparison
 from .files import upload_save
 from .models import AliasChange, TrainingJob
 from .serving import loader
@@ -31,6 +32,10 @@ TRAINING_STALE_AFTER = timedelta(minutes=30)
 
 class PromotionError(ValueError):
     """The alias cannot move; the message says why."""
+
+
+class IncompatiblePromotion(SchemaChangeRefusal, PromotionError):
+    """The version answers another question or takes other inputs than production, and no one confirmed it."""
 
 
 def _alias_version(name: str, alias: str) -> int | None:
@@ -91,7 +96,30 @@ def alias_move(
     return change
 
 
-def model_version_promote(*, name: str, version: int, actor=None, actor_label: str = "", reason: str) -> AliasChange:
+def model_version_promote(
+    *,
+    name: str,
+    version: int,
+    actor=None,
+    actor_label: str = "",
+    reason: str,
+    confirm_schema_change: bool = False,
+) -> AliasChange:
+    """Give `version` the production alias. A version whose task, target or features differ
+    from production's is promoted only with `confirm_schema_change`; the alias history then
+    records the confirmed differences with the reason."""
+    comparison = version_comparison(name=name, version=version, with_sizes=False)
+    changes = comparison.schema_changes if comparison is not None else []
+    if changes and not confirm_schema_change:
+        raise IncompatiblePromotion(
+            f"{name} version {version} is not a drop-in replacement for production version "
+            f"{comparison.production.version}: {'; '.join(changes)}. Metrics: {comparison.metrics_summary()}. "
+            "Every page, API call, ingested file and drift check of this model would follow the new schema; "
+            "confirm the schema change to promote it anyway.",
+            differences=changes,
+        )
+    if changes and reason.strip():  # a blank reason stays blank: alias_move refuses it
+        reason = f"{reason.strip()} (schema change confirmed: {'; '.join(changes)})"
     return alias_move(name=name, version=version, actor=actor, actor_label=actor_label, reason=reason)
 
 

@@ -4,10 +4,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from . import mlflow_access, selectors, services
-from .forms import AliasMoveForm, TrainingForm
+from .comparison import version_comparison
+from .forms import AliasMoveForm, PromoteForm, TrainingForm
 from .models import TrainingJob
 from .permissions import staff_required
 from .profile import categories_by_share
@@ -62,21 +63,32 @@ def version_detail(request, name, version):
 
 
 @staff_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def version_promote(request, name, version):
-    form = AliasMoveForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "A reason is required to promote a version.")
-        return redirect("models_registry:detail", name=name)
-    try:
-        services.model_version_promote(
-            name=name, version=version, actor=request.user, reason=form.cleaned_data["reason"]
-        )
-    except services.PromotionError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{name} version {version} is now in production.")
-    return redirect("models_registry:detail", name=name)
+    """The candidate beside production (schema, metrics, features, data, size), and the promotion form."""
+    comparison = version_comparison(name=name, version=version)
+    if comparison is None:
+        raise Http404(f"{name} has no version {version}")
+    form = PromoteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_version_promote(
+                name=name,
+                version=version,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                confirm_schema_change=form.cleaned_data["confirm_schema_change"],
+            )
+        except services.PromotionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{name} version {version} is now in production.")
+            return redirect("models_registry:detail", name=name)
+    return render(
+        request,
+        "models_registry/version_promote.html",
+        {"nav": "models", "name": name, "comparison": comparison, "form": form},
+    )
 
 
 @staff_required

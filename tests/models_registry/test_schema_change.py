@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.template.defaultfilters import filesizeformat, floatformat
 
-from models_registry import mlflow_access, services
-from models_registry.comparison import ModelSchema, schema_differences
-from models_registry.models import ModelVersion, TrainingJob
+from models_registry import mlflow_access, selectors, services
+from models_registry.comparison import ModelSchema, model_artifact_bytes, schema_differences
+from models_registry.models import AliasChange, ModelVersion, TrainingJob
 from models_registry.training import SchemaChangeNotConfirmed, model_train
 
 pytestmark = pytest.mark.django_db
@@ -115,8 +116,9 @@ def test_the_command_refuses_a_schema_change_unless_allowed(classifier_in_produc
         call_command(*args)
     assert _registered(name) == [1]
 
-    call_command(*args, "--allow-schema-change")
+    call_command(*args, "--allow-schema-change", "--promote")
     assert _registered(name) == [1, 2]
+    assert selectors.production_version_get(name).task == "regression"
     assert ModelVersion.objects.get(name=name, version=2).task == "regression"
 
 
@@ -159,3 +161,119 @@ def test_a_queued_training_is_checked_again_when_it_runs(classifier_in_productio
 
     assert job.status == TrainingJob.Status.FAILED and "task: production (v1) is classification" in job.error
     assert _registered(classifier_in_production.name) == [1]
+
+
+@pytest.fixture
+def regressor_candidate(classifier_in_production, housing_csv):
+    """Version 2 of the classifier's name: a regressor, registered with the change confirmed."""
+    name = classifier_in_production.name
+    return model_train(csv=housing_csv, target="price", name=name, allow_schema_change=True).model_version
+
+
+def _production(name):
+    return int(mlflow_access.client().get_model_version_by_alias(name, mlflow_access.PRODUCTION).version)
+
+
+def test_an_incompatible_promotion_is_refused_unless_confirmed(regressor_candidate, staff_user):
+    name = regressor_candidate.name
+
+    with pytest.raises(services.IncompatiblePromotion) as refused:
+        services.model_version_promote(name=name, version=2, actor=staff_user, reason="looks good")
+
+    message = str(refused.value)
+    assert message.startswith(f"{name} version 2 is not a drop-in replacement for production version 1: ")
+    assert "task: production (v1) is classification, v2 regression" in refused.value.differences
+    assert "Metrics: production (v1) accuracy " in message and "; v2 mae " in message and " rmse " in message
+    assert _production(name) == 1 and AliasChange.objects.filter(model_name=name).count() == 1
+
+    change = services.model_version_promote(
+        name=name, version=2, actor=staff_user, reason="new use", confirm_schema_change=True
+    )
+
+    assert _production(name) == 2
+    assert change.reason.startswith("new use (schema change confirmed: task: production (v1) is classification")
+
+
+def test_a_blank_reason_is_refused_even_when_the_change_is_confirmed(regressor_candidate, staff_user):
+    with pytest.raises(services.PromotionError, match="A reason is required"):
+        services.model_version_promote(
+            name=regressor_candidate.name, version=2, actor=staff_user, reason=" ", confirm_schema_change=True
+        )
+    assert _production(regressor_candidate.name) == 1
+
+
+def test_the_promote_page_shows_both_versions_and_the_differences(regressor_candidate, staff_client):
+    name = regressor_candidate.name
+    production = ModelVersion.objects.get(name=name, version=1)
+
+    response = staff_client.get(f"/models/{name}/versions/2/promote/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Not a drop-in replacement for v1" in page
+    assert "<li>task: production (v1) is classification, v2 regression</li>" in page
+    # Metrics of both, side by side; different metrics are not compared.
+    assert floatformat(production.metrics["accuracy"], 4) in page
+    assert floatformat(regressor_candidate.metrics["rmse"], 4) in page
+    assert "not comparable" in page
+    # Features of both: the classifier's are dropped, the regressor's are new, each with its profile.
+    features = page[page.index('id="features"') :]
+    assert '<code>contract</code> <span class="badge bad">dropped</span>' in features
+    assert '<code>area_m2</code> <span class="badge bad">new</span>' in features
+    assert "month-to-month" in features and "centre" in features
+    # Training data and size.
+    assert "churn.csv" in page and "housing.csv" in page
+    assert production.training_data_sha256[:16] in page and regressor_candidate.training_data_sha256[:16] in page
+    sizes = [model_artifact_bytes(name=name, version=version) for version in (1, 2)]
+    assert all(size > 10_000 for size in sizes)  # the model files, listed from the artifact store
+    sizes_row = page[page.index("Model files") :].split("</tr>", 1)[0]
+    assert all(filesizeformat(size) in sizes_row for size in sizes)
+    assert 'name="confirm_schema_change"' in page and "Promote anyway" in page
+
+
+def test_the_promote_page_refuses_an_unconfirmed_schema_change_and_asks_again(regressor_candidate, staff_client):
+    name = regressor_candidate.name
+    url = f"/models/{name}/versions/2/promote/"
+
+    refused = staff_client.post(url, {"reason": "one click"})
+
+    assert refused.status_code == 200
+    assert "is not a drop-in replacement for production version 1" in refused.content.decode()
+    assert _production(name) == 1
+
+    confirmed = staff_client.post(url, {"reason": "new use", "confirm_schema_change": "on"})
+
+    assert confirmed.status_code == 302 and confirmed.url == f"/models/{name}/"
+    assert _production(name) == 2
+
+
+def test_the_promote_api_refuses_an_unconfirmed_schema_change(regressor_candidate, staff_client):
+    name = regressor_candidate.name
+    url = f"/api/v1/models/{name}/versions/2/promote/"
+
+    refused = staff_client.post(url, {"reason": "api"}, content_type="application/json")
+
+    assert refused.status_code == 409
+    body = refused.json()
+    assert "is not a drop-in replacement for production version 1" in body["detail"]
+    assert "task: production (v1) is classification, v2 regression" in body["schema_changes"]
+    assert _production(name) == 1
+
+    confirmed = staff_client.post(
+        url, {"reason": "api", "confirm_schema_change": True}, content_type="application/json"
+    )
+
+    assert confirmed.status_code == 201 and confirmed.json()["to_version"] == 2
+    assert _production(name) == 2
+
+
+def test_the_promote_page_is_for_staff(regressor_candidate, user_client):
+    name = regressor_candidate.name
+
+    assert user_client.get(f"/models/{name}/versions/2/promote/").status_code == 403
+    assert user_client.post(f"/models/{name}/versions/2/promote/", {"reason": "x"}).status_code == 403
+    assert _production(name) == 1
+
+
+def test_the_promote_page_of_a_version_that_does_not_exist_is_not_found(classifier_in_production, staff_client):
+    assert staff_client.get(f"/models/{classifier_in_production.name}/versions/9/promote/").status_code == 404

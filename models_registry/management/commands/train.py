@@ -52,6 +52,7 @@ class Command(BaseCommand):
                     version=mv.version,
                     actor_label="manage.py train --promote",
                     reason="promoted from the command line",
+                    confirm_schema_change=options["allow_schema_change"],
                 )
             except services.PromotionError as exc:
                 raise CommandError(str(exc)) from exc
