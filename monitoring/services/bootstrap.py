@@ -51,6 +51,8 @@ def demo_model_ensure(*, dataset: str = "churn", name: str = DEMO_MODEL_NAME) ->
     others = sorted(registered - demo_versions)
     if others:
         listed = ", ".join(f"v{v}" for v in others)
+        if demo_versions:
+            return f"{name} holds versions trained since the bootstrap ({listed}): left as it is"
         return f"{name} already exists and is not the demo model ({listed} not trained by the bootstrap): left as it is"
     if selectors.production_version_get(name) is not None:
         return f"{name} already has a production version: kept"

@@ -29,7 +29,9 @@ def test_periodic_tasks_are_created_once_and_admin_edits_are_kept():
     assert any(line.startswith("kept ingest raw files") for line in lines)
 
 
-def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, settings, tmp_path, unique_model_name):
+def test_bootstrap_trains_promotes_once_and_creates_the_admin(
+    mlflow_store, settings, tmp_path, unique_model_name, housing_csv
+):
     settings.VAR_DIR = tmp_path
     settings.MLAPP_DATA_DIR = tmp_path / "data"
 
@@ -44,6 +46,11 @@ def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, sett
     assert int(production.version) == 1
     assert AliasChange.objects.get(model_name=unique_model_name).action == "bootstrap"
     assert all((tmp_path / "data" / d).is_dir() for d in ("raw", "good", "bad", "archive"))
+    # Someone trains a version of their own under the demo's name: the next start leaves it all alone.
+    model_train(csv=housing_csv, target="price", name=unique_model_name, actor_label="alice")
+    third = platform_bootstrap(dataset="housing", demo_name=unique_model_name)
+    assert third[1] == f"{unique_model_name} holds versions trained since the bootstrap (v2): left as it is"
+    assert int(mlflow_access.client().get_model_version_by_alias(unique_model_name, "production").version) == 1
 
 
 def test_bootstrap_never_writes_into_a_model_it_did_not_make(
