@@ -65,6 +65,14 @@ def schema_differences(
     return differences
 
 
+def versions_with_other_schema(records: list[ModelVersion], production: ModelVersion | None) -> set[int]:
+    """The versions among `records` whose task, target or features differ from `production`'s."""
+    if production is None:
+        return set()
+    schema = ModelSchema.of_profile(production.profile)
+    return {record.version for record in records if ModelSchema.of_profile(record.profile) != schema}
+
+
 class SchemaChangeRefusal(Exception):
     """Mixed into the training and promotion errors: refused because the schema changes and
     no one confirmed it. `differences` lists each change, for a page or an API error body."""
@@ -225,7 +233,8 @@ def _feature_notes(production: dict, candidate: dict) -> list[str]:
 
 
 def _number(value) -> str:
-    return "?" if value is None else f"{value:g}"
+    """As the page shows numbers: at most two decimals, no trailing zeros."""
+    return "?" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _feature_rows(production: dict | None, candidate: dict) -> list[FeatureRow]:

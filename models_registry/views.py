@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import mlflow_access, selectors, services
-from .comparison import version_comparison
+from .comparison import version_comparison, versions_with_other_schema
 from .forms import AliasMoveForm, PromoteForm, TrainingForm
 from .models import TrainingJob
 from .permissions import staff_required
@@ -29,6 +29,8 @@ def model_detail(request, name):
     rows = selectors.model_version_rows(name)
     if not rows:
         raise Http404(f"No registered model named {name!r}")
+    records = [row.record for row in rows if row.record is not None]
+    production = next((row.record for row in rows if mlflow_access.PRODUCTION in row.aliases), None)
     return render(
         request,
         "models_registry/model_detail.html",
@@ -37,6 +39,7 @@ def model_detail(request, name):
             "name": name,
             "rows": rows,
             "history": selectors.alias_history(name=name),
+            "other_schema": versions_with_other_schema(records, production),
             "alias_form": AliasMoveForm(),
             "mlflow_model_url": mlflow_access.model_url(name),
         },
@@ -79,6 +82,8 @@ def version_promote(request, name, version):
                 reason=form.cleaned_data["reason"],
                 confirm_schema_change=form.cleaned_data["confirm_schema_change"],
             )
+        except services.IncompatiblePromotion:
+            form.add_error("confirm_schema_change", "Not promoted: confirm the differences listed above to promote it.")
         except services.PromotionError as exc:
             form.add_error(None, str(exc))
         else:

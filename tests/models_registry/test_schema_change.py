@@ -136,7 +136,7 @@ def test_the_training_page_shows_the_differences_and_registers_only_when_confirm
 
     page = refused.content.decode()
     assert refused.status_code == 200
-    assert "not be a drop-in replacement for the production version" in page
+    assert f"Not a drop-in replacement for {name} in production" in page
     assert "<li>task: production (v1) is classification, the new version regression</li>" in page
     assert 'name="allow_schema_change"' in page and "Register anyway" in page
     assert not TrainingJob.objects.exists() and _registered(name) == [1]
@@ -202,6 +202,13 @@ def test_a_blank_reason_is_refused_even_when_the_change_is_confirmed(regressor_c
     assert _production(regressor_candidate.name) == 1
 
 
+def test_the_model_page_marks_versions_with_another_schema(regressor_candidate, staff_client):
+    page = staff_client.get(f"/models/{regressor_candidate.name}/").content.decode()
+
+    v2_row, v1_row = page.split("<tr>")[2:4]
+    assert "other schema</span>" in v2_row and "other schema</span>" not in v1_row
+
+
 def test_the_promote_page_shows_both_versions_and_the_differences(regressor_candidate, staff_client):
     name = regressor_candidate.name
     production = ModelVersion.objects.get(name=name, version=1)
@@ -238,7 +245,9 @@ def test_the_promote_page_refuses_an_unconfirmed_schema_change_and_asks_again(re
     refused = staff_client.post(url, {"reason": "one click"})
 
     assert refused.status_code == 200
-    assert "is not a drop-in replacement for production version 1" in refused.content.decode()
+    page = refused.content.decode()
+    assert "Not a drop-in replacement for v1" in page and 'name="confirm_schema_change"' in page
+    assert "Not promoted: confirm the differences listed above" in page
     assert _production(name) == 1
 
     confirmed = staff_client.post(url, {"reason": "new use", "confirm_schema_change": "on"})
