@@ -75,12 +75,12 @@ def _run(args, var: Path):
     from django.db import connection
     from psycopg.types.json import Jsonb
 
-    from models_registry.demo_data import churn_frame
+    from models_registry.demo_data import DEMO_MODEL_NAME, churn_frame
     from predictions.models import BatchJob, Prediction
     from predictions.services.batch import batch_job_run
     from predictions.services.predict import served_model_get
 
-    served = served_model_get()
+    served = served_model_get(DEMO_MODEL_NAME)
     csv_path = var / "score-me.csv"
     churn_frame(n_rows=args.rows, seed=42).drop(columns=["churned"]).to_csv(csv_path, index=False)
     print(f"{args.rows:,} rows, {csv_path.stat().st_size / 1e6:.0f} MB CSV, model {served.name} v{served.version}")

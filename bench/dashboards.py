@@ -88,7 +88,6 @@ def django_setup(database_url: str, var_dir: str) -> None:
             "DATABASE_URL": database_url,
             "MLAPP_VAR_DIR": var_dir,
             "SECRET_KEY": "bench-only",
-            "MLAPP_MODEL_NAME": MODEL_NAME,
             "DJANGO_SETTINGS_MODULE": "mlapp.settings",
             "LOG_LEVEL": "WARNING",
             "OMP_NUM_THREADS": "1",
@@ -101,15 +100,18 @@ def django_setup(database_url: str, var_dir: str) -> None:
 
 
 def model_ensure(var_dir: str):
-    from models_registry import mlflow_access
+    from models_registry import services
     from models_registry.demo_data import churn_frame
+    from models_registry.models import AliasChange
     from models_registry.training import model_train
 
     csv = Path(var_dir) / "churn.csv"
     churn_frame(n_rows=4000, seed=0).to_csv(csv, index=False)
     result = model_train(csv=csv, target="churned", name=MODEL_NAME, actor_label="bench")
     version = result.model_version
-    mlflow_access.client().set_registered_model_alias(MODEL_NAME, mlflow_access.PRODUCTION, str(version.version))
+    services.alias_move(
+        name=MODEL_NAME, version=version.version, action=AliasChange.Action.BOOTSTRAP, reason="bench model"
+    )
     return version
 
 
@@ -233,16 +235,18 @@ def main() -> int:
     day_ago = datetime.now(UTC) - timedelta(days=8)  # a day in the middle of the loaded month
     day_after = day_ago + timedelta(days=1)
     urls = {
-        "overview": "/monitoring/",
-        "feature page (age)": "/monitoring/drift/features/age/",
-        "drift page": "/monitoring/drift/",
-        "predictions per hour, 7 days": "/monitoring/dashboards/predictions/?granularity=hour",
-        "online performance per day": "/monitoring/dashboards/performance/",
+        "overview": f"/models/{MODEL_NAME}/monitoring/",
+        "all served models": "/monitoring/",
+        "feature page (age)": f"/models/{MODEL_NAME}/drift/features/age/",
+        "drift page": f"/models/{MODEL_NAME}/drift/",
+        "predictions per hour, 7 days": f"/models/{MODEL_NAME}/dashboards/predictions/?granularity=hour",
+        "online performance per day": f"/models/{MODEL_NAME}/dashboards/performance/",
         # The inference log itself (issue 3: fast with millions of rows, no count(*)).
-        "past predictions, newest": "/predictions/",
-        "past predictions, source=batch": "/predictions/?source=batch",
+        "past predictions, newest": f"/models/{MODEL_NAME}/predictions/",
+        "past predictions, source=batch": f"/models/{MODEL_NAME}/predictions/?source=batch",
         "past predictions, v1, one day": (
-            f"/predictions/?model_version={version}&since={day_ago:%Y-%m-%dT%H:%M}&until={day_after:%Y-%m-%dT%H:%M}"
+            f"/models/{MODEL_NAME}/predictions/?model_version={version}"
+            f"&since={day_ago:%Y-%m-%dT%H:%M}&until={day_after:%Y-%m-%dT%H:%M}"
         ),
         "API predictions list (100)": "/api/v1/predictions/?page_size=100",
     }
@@ -260,7 +264,7 @@ def main() -> int:
         prediction_rollups_refresh()
         tick_s = time.perf_counter() - t
         t = time.perf_counter()
-        report = drift_report_create(raise_alert=False)
+        report = drift_report_create(model_name=MODEL_NAME, raise_alert=False)
         drift_s = time.perf_counter() - t
         if size == sizes[0]:
             drift_history_fill(report)

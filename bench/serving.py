@@ -6,7 +6,7 @@ On a scratch PostgreSQL database (created and dropped here), with the demo model
 - floor: the loaded scikit-learn pipeline's `predict` on one prepared row, in process;
 - our scoring step alone, in process (`ServedModel.predict_records`, the fast row
   scorer of models_registry/row_scorer.py), for reference;
-- ours: `POST /api/v1/predict/` through gunicorn, token auth, the prediction stored;
+- ours: `POST /api/v1/models/churn-demo/predict/` through gunicorn, token auth, the prediction stored;
 - MLflow: `mlflow models serve` on the same registered version, `POST /invocations`.
 The same keep-alive HTTP client drives both servers, with 1 and 8 concurrent clients.
 Targets: our p50 within 3 ms of the floor and <= 0.6x MLflow's p50; our throughput
@@ -39,6 +39,9 @@ ROW = {
     "payment_method": "card",
     "region": "north",
 }
+
+
+OURS_PATH = "/api/v1/models/churn-demo/predict/"
 
 
 def _psql(sql):
@@ -204,11 +207,9 @@ def main():
         mlflow_headers = {"Content-Type": "application/json"}
         results = {}
         for clients in (1, 8):
-            _drive(OURS_PORT, "/api/v1/predict/", ours_body, ours_headers, 100, clients)  # warm up
+            _drive(OURS_PORT, OURS_PATH, ours_body, ours_headers, 100, clients)  # warm up
             _drive(MLFLOW_PORT, "/invocations", mlflow_body, mlflow_headers, 100, clients)
-            results[("ours", clients)] = _drive(
-                OURS_PORT, "/api/v1/predict/", ours_body, ours_headers, args.requests, clients
-            )
+            results[("ours", clients)] = _drive(OURS_PORT, OURS_PATH, ours_body, ours_headers, args.requests, clients)
             results[("mlflow", clients)] = _drive(
                 MLFLOW_PORT, "/invocations", mlflow_body, mlflow_headers, args.requests, clients
             )
@@ -224,7 +225,7 @@ def main():
     print(f"{'floor: pipeline.predict in process':<36}{floor_p50:>10.2f}{floor_p99:>10.2f}")
     print(f"{'ours: predict_records in process':<36}{scorer_p50:>10.2f}{scorer_p99:>10.2f}")
     for (who, clients), r in results.items():
-        label = f"{'ours: POST /api/v1/predict/' if who == 'ours' else 'mlflow models serve'} x{clients}"
+        label = f"{'ours: POST ' + OURS_PATH if who == 'ours' else 'mlflow models serve'} x{clients}"
         print(f"{label:<36}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.0f}")
     ours1, mlflow1 = results[("ours", 1)], results[("mlflow", 1)]
     ours8, mlflow8 = results[("ours", 8)], results[("mlflow", 8)]

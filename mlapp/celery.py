@@ -4,6 +4,7 @@ database (django-celery-beat) and are seeded by `manage.py setup_periodic_tasks`
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapp.settings")
 # HistGradientBoosting's OpenMP threads spin between calls and hurt tail latency
@@ -13,3 +14,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 app = Celery("mlapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _watch_deployments(**kwargs):
+    """Each pool process follows every model's served version (outside moves included), loaded ahead."""
+    from models_registry.deployments import watch_start
+
+    watch_start()

@@ -1,8 +1,39 @@
 from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
+
+
+def _model_nav(request) -> dict:
+    """The model the page is about (from its URL), and the same page for every other served model.
+
+    Evaluated only when a template reads it (pages without the nav make no query).
+    """
+    from models_registry.selectors import deployment_list
+
+    names = [d.name for d in deployment_list()]
+    match = getattr(request, "resolver_match", None)
+    current = match.kwargs.get("model_name") if match else None
+    here = match.view_name if match and current else None
+    target = current or (names[0] if names else None)
+
+    def same_page(name: str) -> str:
+        if here:
+            try:
+                return reverse(here, kwargs={"model_name": name})
+            except NoReverseMatch:  # a page that needs more than the model (a report, a feature)
+                pass
+        return reverse("monitoring:model_overview", kwargs={"model_name": name})
+
+    return {
+        "current": current,
+        "target": target,  # where the per-model links in the nav go
+        "others": [(name, same_page(name)) for name in names],
+        "served": current in names if current else None,
+    }
 
 
 def platform(request):
     return {
         "MLFLOW_UI_URL": settings.MLFLOW_UI_URL,
-        "SERVED_MODEL_NAME": settings.MLAPP_MODEL_NAME,
+        "model_nav": SimpleLazyObject(lambda: _model_nav(request)),
     }

@@ -255,9 +255,9 @@ MLFLOW_UI_URL = _read("MLFLOW_UI_URL", str, "http://127.0.0.1:5000")
 # --- mlapp --------------------------------------------------------------------
 MLAPP_DATA_DIR = Path(_read("MLAPP_DATA_DIR", str, str(VAR_DIR / "data"))).resolve()
 MLAPP_UPLOAD_DIR = VAR_DIR / "uploads"
-# The registered model that the platform serves, ingests for and monitors.
-MLAPP_MODEL_NAME = _read("MLAPP_MODEL_NAME", str, "churn-demo")
-# How often a serving process asks the registry where the `production` alias points.
+# Versions kept loaded per process, across all models (least recently used out first).
+MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=1)
+# How often every process re-reads each model's served version (and checks MLflow for outside moves).
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)

@@ -17,5 +17,13 @@ from .settings import *
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-MLAPP_MODEL_POLL_SECONDS = 0.0  # every request asks the registry: tests see alias moves at once
+# No background re-read during a test: threads would not see the test's uncommitted rows (and SQLite
+# locks tables a transaction wrote). Promotions through mlapp refresh the loader at once; tests of the
+# watcher and of background refreshes set their own interval and commit their rows.
+MLAPP_MODEL_POLL_SECONDS = 3600.0
 LOGGING["root"]["level"] = "WARNING"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, as the embedded default runs on (WAL, a writer waits for the lock): an in-memory test
+    # database shares one cache between threads, where a second thread fails at once with "database
+    # table is locked" instead of waiting.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["MLAPP_VAR_DIR"], "test-db.sqlite3")}

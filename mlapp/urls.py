@@ -21,7 +21,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
+    # Pages of one model live under /models/<name>/ whichever app serves them; each app's
+    # urls.py holds its full paths.
+    path("", include("predictions.urls")),
+    path("", include("monitoring.urls")),
     path("models/", include("models_registry.urls")),
-    path("predictions/", include("predictions.urls")),
-    path("monitoring/", include("monitoring.urls")),
 ]

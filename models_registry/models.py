@@ -56,6 +56,10 @@ class AliasChange(models.Model):
         BOOTSTRAP = "bootstrap"
         AUTO_PROMOTE = "auto_promote"
         REMOVE = "remove"
+        # Moved in MLflow directly (its UI, a client): recorded once the version passed the smoke test,
+        # or refused (and not served) when it did not.
+        OUTSIDE = "outside"
+        OUTSIDE_REFUSED = "outside_refused"
 
     model_name = models.CharField(max_length=255)
     alias = models.CharField(max_length=64)

@@ -97,5 +97,49 @@ def alias_history(*, name: str, limit: int = 50):
 
 
 def production_version_get(name: str) -> ModelVersion | None:
-    version = model_aliases(name).get(mlflow_access.PRODUCTION)
+    version = served_version_get(name=name)
     return model_version_get(name=name, version=version) if version else None
+
+
+def _served_moves():
+    """Alias moves that decide what serves: a refused outside move changes nothing."""
+    return AliasChange.objects.exclude(action=AliasChange.Action.OUTSIDE_REFUSED)
+
+
+def served_version_get(*, name: str, alias: str = mlflow_access.PRODUCTION) -> int | None:
+    """The version `alias` serves: the newest move mlapp made or smoke-tested (None: none, or removed)."""
+    latest = _served_moves().filter(model_name=name, alias=alias).order_by("-created_at", "-id").first()
+    return latest.to_version if latest else None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A model with a production version: served, ingested, scored and monitored."""
+
+    name: str
+    version: int
+    since: object  # when that version started serving
+    task: str  # "" when registered outside mlapp and not described by a profile we hold
+
+
+def deployment_list() -> list[Deployment]:
+    """Every served model, by name (one query for the moves, one for the tasks)."""
+    newest: dict[str, AliasChange] = {}
+    moves = _served_moves().filter(alias=mlflow_access.PRODUCTION).order_by("model_name", "-created_at", "-id")
+    for move in moves.only("model_name", "to_version", "created_at"):
+        newest.setdefault(move.model_name, move)
+    served = {name: move for name, move in newest.items() if move.to_version is not None}
+    tasks = {
+        (record.name, record.version): record.task
+        for record in ModelVersion.objects.filter(name__in=list(served)).only("name", "version", "task")
+    }
+    return [
+        Deployment(
+            name=name, version=move.to_version, since=move.created_at, task=tasks.get((name, move.to_version), "")
+        )
+        for name, move in sorted(served.items())
+    ]
+
+
+def deployment_get(name: str) -> Deployment | None:
+    return next((d for d in deployment_list() if d.name == name), None)

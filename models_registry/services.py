@@ -19,10 +19,11 @@ from mlflow.exceptions import MlflowException
 
 from mlapp.task_queue import job_enqueue_on_commit
 
-from . import mlflow_access
+from . import mlflow_access, signals
 from .comparison import SchemaChangeRefusal, version_comparison
 from .files import upload_save
 from .models import AliasChange, TrainingJob
+from .selectors import served_version_get
 from .serving import loader
 from .training import TrainingInputError, model_train
 
@@ -36,13 +37,6 @@ class PromotionError(ValueError):
 
 class IncompatiblePromotion(SchemaChangeRefusal, PromotionError):
     """The version answers another question or takes other inputs than production, and no one confirmed it."""
-
-
-def _alias_version(name: str, alias: str) -> int | None:
-    try:
-        return int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
 
 
 def model_version_smoke_test(*, name: str, version: int) -> None:
@@ -74,12 +68,12 @@ def alias_move(
         mlflow_client.get_model_version(name, str(version))
     except MlflowException as exc:
         raise PromotionError(f"{name} has no version {version}") from exc
-    current = _alias_version(name, alias)
+    current = served_version_get(name=name, alias=alias)
     if current == version:
         raise PromotionError(f"{name} version {version} already has the alias {alias!r}")
     model_version_smoke_test(name=name, version=version)
     with transaction.atomic():
-        change = AliasChange.objects.create(
+        change = _alias_change_record(
             model_name=name,
             alias=alias,
             action=action,
@@ -93,6 +87,85 @@ def alias_move(
         mlflow_client.set_registered_model_alias(name, alias, str(version))
     loader().invalidate(name)
     logger.info("%s@%s: %s -> %s by %s (%s)", name, alias, current, version, change.actor_label, reason)
+    return change
+
+
+def _alias_change_record(**fields) -> AliasChange:
+    """Write one alias move; apps that follow served versions hear of it once it commits."""
+    change = AliasChange.objects.create(**fields)
+    if change.action != AliasChange.Action.OUTSIDE_REFUSED:
+        transaction.on_commit(lambda: signals.served_version_changed.send(sender=AliasChange, change=change))
+    return change
+
+
+def outside_alias_moves_check() -> list[AliasChange]:
+    """Notice `production` moves made in MLflow directly (its UI, a client) and decide on each once.
+
+    A moved-to version serves only after the smoke test a promotion gets; it is then
+    recorded as an outside move. One that fails is recorded as refused, raises
+    `signals.outside_move_refused` (monitoring alerts on it) and the last good version
+    keeps serving. Returns the moves recorded by this call.
+    """
+    try:
+        registered = list(mlflow_access.client().search_registered_models())
+    except Exception as exc:  # the registry's failures come in many types (SQL, HTTP, MLflow)
+        loader().registry_checked(exc)
+        return []
+    loader().registry_checked(None)
+    changes = []
+    for model in registered:
+        moved_to = (model.aliases or {}).get(mlflow_access.PRODUCTION)
+        if moved_to is not None and _outside_move_pending(model.name, int(moved_to)):
+            changes.append(_outside_move_decide(name=model.name, version=int(moved_to)))
+    return [change for change in changes if change is not None]
+
+
+def _latest_production_move(name: str) -> AliasChange | None:
+    return (
+        AliasChange.objects.filter(model_name=name, alias=mlflow_access.PRODUCTION)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def _outside_move_pending(name: str, version: int) -> bool:
+    if served_version_get(name=name) == version:
+        return False
+    latest = _latest_production_move(name)
+    # Refused once: not tried again until the alias moves elsewhere (or staff promote it).
+    return not (latest and latest.action == AliasChange.Action.OUTSIDE_REFUSED and latest.to_version == version)
+
+
+def _outside_move_decide(*, name: str, version: int) -> AliasChange | None:
+    served = served_version_get(name=name)
+    try:
+        model_version_smoke_test(name=name, version=version)
+        failure = None
+    except PromotionError as exc:
+        failure = str(exc)
+    with transaction.atomic():
+        # Taken again inside the transaction: a promotion through mlapp moves the MLflow alias just
+        # before it commits its own record, and another process may have decided meanwhile.
+        if not _outside_move_pending(name, version):
+            return None
+        change = _alias_change_record(
+            model_name=name,
+            alias=mlflow_access.PRODUCTION,
+            action=AliasChange.Action.OUTSIDE_REFUSED if failure else AliasChange.Action.OUTSIDE,
+            from_version=served,
+            to_version=version,
+            actor_label="outside mlapp (MLflow)",
+            reason=(
+                f"production moved to version {version} in MLflow, not through mlapp; "
+                + (f"refused, version {served} keeps serving: {failure}" if failure else "it passed the smoke test")
+            ),
+        )
+    if failure:
+        logger.error("%s: outside move to version %s refused: %s", name, version, failure)
+        signals.outside_move_refused.send(sender=AliasChange, change=change)
+    else:
+        loader().invalidate(name)
+        logger.warning("%s: production moved to version %s outside mlapp; smoke-tested, now serving", name, version)
     return change
 
 
@@ -125,12 +198,13 @@ def model_version_promote(
 
 def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reason: str) -> AliasChange:
     """Move `production` back to the version it pointed at before its current one."""
-    current = _alias_version(name, mlflow_access.PRODUCTION)
+    current = served_version_get(name=name)
     if current is None:
         raise PromotionError(f"{name} has no production version to roll back from")
     last_move = (
         AliasChange.objects.filter(model_name=name, alias=mlflow_access.PRODUCTION, to_version=current)
         .exclude(from_version=None)
+        .exclude(action=AliasChange.Action.OUTSIDE_REFUSED)
         .first()
     )
     if last_move is None:

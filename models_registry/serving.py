@@ -1,17 +1,23 @@
-"""Loading the served model, and hot reload when a registry alias moves.
+"""Loading the served versions of every model, and hot reload when an alias moves.
 
 One `ModelLoader` per process, made on first use (never at import time, in
-`AppConfig.ready()` or in `wsgi.py`). Models are cached by **version**; an alias
-is resolved to a version first, at most every `MLAPP_MODEL_POLL_SECONDS`, so a
-promotion changes the key and the next request after the poll loads and serves
-the new version. The swap is a dict assignment: requests in flight keep the
-`ServedModel` they already hold. If the registry cannot be reached, the process
-keeps serving the version it last resolved and reports the error in `health()`.
+`AppConfig.ready()` or in `wsgi.py`). Versions are cached by **(model, version)**,
+least recently used first out, at most `MLAPP_MAX_LOADED_VERSIONS` across all
+models. An alias is resolved to a version first, at most every
+`MLAPP_MODEL_POLL_SECONDS`, from **our** alias history (`AliasChange`): only a move
+that mlapp made or smoke-tested serves (see `models_registry.deployments` for
+moves made in MLflow directly). A promotion changes the key, and the next request
+after the poll serves the new version; the background watcher
+(`deployments.watch_start`) also refreshes and preloads every deployment's
+version, so an idle process is up to date too. The swap is a dict assignment:
+requests in flight keep the `ServedModel` they already hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -32,12 +38,18 @@ from .models import ModelVersion
 from .profile import NUMERIC, FeatureSpec, feature_specs
 from .row_scorer import MAX_ROWS as ROW_SCORER_MAX_ROWS
 from .row_scorer import RowScorer, row_scorer_build
+from .selectors import served_version_get
 
 logger = logging.getLogger(__name__)
 
-# Versions kept in memory per process: the champion, a challenger, a shadow, and
-# the one just replaced (requests in flight may still hold it).
-MAX_LOADED_VERSIONS = 4
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory (Linux), to state what a loaded version costs."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class ModelUnavailable(RuntimeError):
@@ -79,6 +91,9 @@ class ServedModel:
     pipeline: Any = field(repr=False)
     loaded_at: Any = None
     row_scorer: RowScorer | None = field(default=None, repr=False)  # fast path for a few rows
+    # Growth of the process's resident memory while this version loaded (approximate:
+    # another thread allocating meanwhile counts too); None where it cannot be read.
+    memory_bytes: int | None = None
 
     @property
     def classes(self) -> list[str] | None:
@@ -137,14 +152,18 @@ def served_model_load(name: str, version: int) -> ServedModel:
     mlflow_access.tracking_configure()
     run_id, task, profile = model_version_profile(name, version)
     started = time.perf_counter()
+    resident_before = _resident_bytes()
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     fast = row_scorer_build(pipeline, profile)
+    resident_after = _resident_bytes()
+    memory = resident_after - resident_before if resident_before is not None and resident_after else None
     logger.info(
-        "Loaded %s version %s in %.2f s (fast row scoring %s)",
+        "Loaded %s version %s in %.2f s (fast row scoring %s, %s MB)",
         name,
         version,
         time.perf_counter() - started,
         "on" if fast else "off",
+        f"{memory / 1e6:.1f}" if memory is not None else "?",
     )
     return ServedModel(
         name=name,
@@ -155,6 +174,7 @@ def served_model_load(name: str, version: int) -> ServedModel:
         pipeline=pipeline,
         loaded_at=timezone.now(),
         row_scorer=fast,
+        memory_bytes=max(memory, 0) if memory is not None else None,
     )
 
 
@@ -165,10 +185,11 @@ class _AliasState:
 
 
 class ModelLoader:
-    def __init__(self, *, poll_seconds: float):
+    def __init__(self, *, poll_seconds: float, max_loaded: int):
         self.poll_seconds = poll_seconds
+        self.max_loaded = max_loaded
         self._lock = threading.RLock()
-        self._models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
+        self._models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()  # least recently used first
         self._aliases: dict[tuple[str, str], _AliasState] = {}
         self._refreshing: set[tuple[str, str]] = set()
         self.registry_error: str | None = None
@@ -176,38 +197,37 @@ class ModelLoader:
         self.registry_ok_at = None
 
     def version_resolve(self, name: str, alias: str = mlflow_access.PRODUCTION) -> int:
-        """The version the alias points at, as last seen.
+        """The version the alias points at in our alias history, as last seen.
 
-        Only the first resolution of an alias waits for the registry; after that a
-        stale answer is refreshed in the background, so a request never waits on
-        (or fails with) an unreachable registry.
+        Only the first resolution of an alias waits; after that a stale answer is
+        refreshed in the background (loading the new version before switching), so a
+        request never waits for a load or on an unreachable database.
         """
         key = (name, alias)
         state = self._aliases.get(key)
         if state is None:
-            return self._alias_refresh(key)
+            return self.alias_refresh(name, alias)
         if time.monotonic() - state.checked_at >= self.poll_seconds:
             self._alias_refresh_in_background(key)
         return state.version
 
-    def _alias_refresh(self, key: tuple[str, str], *, preload: bool = False) -> int:
-        name, alias = key
+    def alias_refresh(self, name: str, alias: str = mlflow_access.PRODUCTION, *, preload: bool = False) -> int:
+        """Read where the alias points now; with `preload`, load a new version before switching to it."""
+        key = (name, alias)
+        state = self._aliases.get(key)
         try:
-            version = int(mlflow_access.client().get_model_version_by_alias(name, alias).version)
-        except Exception as exc:  # the registry's failures come in many types (SQL, HTTP, MLflow)
+            version = served_version_get(name=name, alias=alias)
+        except Exception as exc:  # the database's failures come in many types
             self.registry_error = f"{type(exc).__name__}: {exc}"[:500]
             self.registry_error_at = timezone.now()
-            state = self._aliases.get(key)
             if state is None:
                 raise ModelUnavailable(f"Cannot resolve {name}@{alias}: {self.registry_error}") from exc
-            logger.warning(
-                "Registry unreachable, still serving %s version %s: %s", name, state.version, self.registry_error
-            )
+            logger.warning("Cannot check %s@%s, still serving version %s: %s", name, alias, state.version, exc)
             state.checked_at = time.monotonic()  # ask again after the next interval
             return state.version
-        self.registry_error = None
-        self.registry_ok_at = timezone.now()
-        state = self._aliases.get(key)
+        if version is None:
+            self._aliases.pop(key, None)
+            raise ModelUnavailable(f"{name} has no {alias} version")
         if state is not None and state.version != version:
             logger.info("%s@%s moved from version %s to %s", name, alias, state.version, version)
             if preload:
@@ -230,44 +250,59 @@ class ModelLoader:
 
         def refresh():
             try:
-                self._alias_refresh(key, preload=True)
-            except ModelUnavailable as exc:  # forgotten meanwhile (invalidate) and unreachable: the next request asks
+                self.alias_refresh(*key, preload=True)
+            except ModelUnavailable as exc:  # the alias was removed: the next request says so
                 logger.warning("Background alias check: %s", exc)
             finally:
                 self._refreshing.discard(key)
-                connections.close_all()  # this thread's own database connections (loading reads our tables)
+                connections.close_all()  # this thread's own database connections
 
         thread = threading.Thread(target=refresh, name=f"alias-refresh-{key[0]}@{key[1]}", daemon=True)
         thread.start()
         return thread
 
-    def get(self, name: str | None = None, alias: str = mlflow_access.PRODUCTION) -> ServedModel:
-        name = name or settings.MLAPP_MODEL_NAME
+    def get(self, name: str, alias: str = mlflow_access.PRODUCTION) -> ServedModel:
+        """The version of `name` that `alias` points at (the model is always named)."""
         return self.get_version(name, self.version_resolve(name, alias))
 
     def get_version(self, name: str, version: int) -> ServedModel:
         key = (name, int(version))
         served = self._models.get(key)
         if served is not None:
+            with contextlib.suppress(KeyError):  # evicted by another thread meanwhile; the caller still holds it
+                self._models.move_to_end(key)
             return served
-        with self._lock:  # one load per version, however many threads ask at once
+        with self._lock:  # one load at a time, however many threads ask
             served = self._models.get(key)
             if served is None:
                 served = served_model_load(name, int(version))
                 self._models[key] = served
-                while len(self._models) > MAX_LOADED_VERSIONS:
-                    self._models.popitem(last=False)
+                while len(self._models) > self.max_loaded:
+                    evicted, _ = self._models.popitem(last=False)
+                    logger.info("Unloaded %s version %s (least recently used of %s)", *evicted, self.max_loaded)
         return served
 
     def invalidate(self, name: str | None = None) -> None:
-        """Forget resolved aliases so the next request asks the registry (after a promotion)."""
+        """Forget resolved aliases so the next request reads them again (after a promotion)."""
         for key in list(self._aliases):
             if name is None or key[0] == name:
                 self._aliases.pop(key, None)
 
     def health(self) -> dict:
+        loaded = list(self._models.values())
         return {
-            "loaded_versions": [f"{n} v{v}" for (n, v) in self._models],
+            "loaded_versions": [f"{m.name} v{m.version}" for m in loaded],
+            "loaded": [
+                {
+                    "model": m.name,
+                    "version": m.version,
+                    "loaded_at": m.loaded_at.isoformat() if m.loaded_at else None,
+                    "memory_bytes": m.memory_bytes,
+                    "fast_path": m.row_scorer is not None,
+                }
+                for m in loaded
+            ],
+            "max_loaded_versions": self.max_loaded,
             "aliases": {f"{n}@{a}": s.version for (n, a), s in self._aliases.items()},
             "registry_ok": self.registry_error is None,
             "registry_error": self.registry_error,
@@ -276,8 +311,16 @@ class ModelLoader:
             "poll_seconds": self.poll_seconds,
         }
 
+    def registry_checked(self, error: Exception | None) -> None:
+        """What the last look at the MLflow registry found (the watcher reports it here, for health)."""
+        if error is None:
+            self.registry_error, self.registry_ok_at = None, timezone.now()
+        else:
+            self.registry_error = f"{type(error).__name__}: {error}"[:500]
+            self.registry_error_at = timezone.now()
+
 
 @cache
 def loader() -> ModelLoader:
     """This process's loader, made on first use."""
-    return ModelLoader(poll_seconds=settings.MLAPP_MODEL_POLL_SECONDS)
+    return ModelLoader(poll_seconds=settings.MLAPP_MODEL_POLL_SECONDS, max_loaded=settings.MLAPP_MAX_LOADED_VERSIONS)

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -20,7 +19,11 @@ def model_list(request):
     return render(
         request,
         "models_registry/model_list.html",
-        {"nav": "models", "models": selectors.registered_model_list(), "served_model_name": settings.MLAPP_MODEL_NAME},
+        {
+            "nav": "models",
+            "models": selectors.registered_model_list(),
+            "served": {d.name: d.version for d in selectors.deployment_list()},
+        },
     )
 
 

@@ -10,8 +10,9 @@ class Severity(models.TextChoices):
 
 
 class IngestionRun(models.Model):
-    """One tick of the ingestion job."""
+    """One tick of a model's ingestion job (over raw/<model>/)."""
 
+    model_name = models.CharField(max_length=255, db_index=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     files_seen = models.PositiveIntegerField(default=0)
@@ -36,10 +37,11 @@ class IngestedFile(models.Model):
 
     run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
     original_name = models.CharField(max_length=512)
-    sha256 = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING)
-    model_name = models.CharField(max_length=255, blank=True)
+    # The model whose raw folder it came in by; the version it was validated against.
+    model_name = models.CharField(max_length=255)
     model_version = models.PositiveIntegerField(null=True, blank=True)
     rows_in = models.PositiveIntegerField(default=0)
     rows_good = models.PositiveIntegerField(default=0)
@@ -53,7 +55,10 @@ class IngestedFile(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [models.Index(fields=["model_name", "-started_at"], name="ingested_file_model_time")]
         constraints = [
+            # Claimed once per model by content: the same file sent to two models is two files.
+            models.UniqueConstraint(fields=["model_name", "sha256"], name="ingested_file_once_per_model"),
             models.CheckConstraint(
                 condition=models.Q(status="processing")
                 | models.Q(status="failed")
@@ -154,6 +159,8 @@ class Alert(models.Model):
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     severity = models.CharField(max_length=16, choices=Severity.choices)
+    # The model it is about ("" for the platform itself): a model's pages show only its alerts.
+    model_name = models.CharField(max_length=255, blank=True, db_index=True)
     title = models.CharField(max_length=255)
     message = models.TextField()
     dedup_key = models.CharField(max_length=255, unique=True)

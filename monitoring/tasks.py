@@ -12,8 +12,8 @@ def alert_notify_task(alert_id: int) -> None:
 
 
 @shared_task(name="monitoring.check_drift", acks_late=True, reject_on_worker_lost=True, expires=240)
-def check_drift_task(model_name: str | None = None) -> int | None:
-    """Store a drift report of the served model (alerting on dataset drift); returns its id."""
+def check_drift_task(model_name: str) -> int | None:
+    """Store a drift report of the model (alerting on dataset drift); returns its id."""
     import logging
 
     from .services import drift
@@ -37,6 +37,14 @@ def refresh_prediction_rollups_task() -> int:
 
 
 @shared_task(name="monitoring.ingest_raw_files", acks_late=True, reject_on_worker_lost=True, expires=55)
-def ingest_raw_files_task() -> int:
-    """One pass over raw/ (overlapping passes are safe: files are claimed by content hash)."""
-    return ingestion.ingestion_run_execute().pk
+def ingest_raw_files_task(model_name: str) -> int:
+    """One pass over raw/<model>/ (overlapping passes are safe: files are claimed by content hash)."""
+    return ingestion.ingestion_run_execute(model_name=model_name).pk
+
+
+@shared_task(name="monitoring.deployments_sync", acks_late=True, reject_on_worker_lost=True, expires=50)
+def deployments_sync_task() -> list[str]:
+    """Folders and schedules for every served model (and outside alias moves decided)."""
+    from .services import deployments
+
+    return deployments.deployments_sync()

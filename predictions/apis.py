@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlapp.api_parsers import JSONParser
+from models_registry.selectors import deployment_get, deployment_list
 from models_registry.serving import ModelUnavailable, loader
 
 from . import selectors, services
@@ -51,18 +52,19 @@ class PredictApi(APIView):
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses={200: OutputSerializer, 400: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+        responses={200: OutputSerializer, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
         examples=[
             OpenApiExample("many rows", value={"rows": [{"age": 42, "contract": "one-year"}]}),
             OpenApiExample("one row", value={"features": {"age": 42, "contract": "one-year"}}),
         ],
         description=(
-            'Score rows with the production model. Send `{"rows": [{...}, ...]}` or one row as '
+            'Score rows with the model\'s production version. Send `{"rows": [{...}, ...]}` or one row as '
             '`{"features": {...}}`. Every row must carry every feature of the model\'s signature. '
-            "A 400 lists each offending row and field; nothing is stored then."
+            "A 400 lists each offending row and field; nothing is stored then; 404 if the model has no "
+            "production version."
         ),
     )
-    def post(self, request):
+    def post(self, request, model_name: str):
         try:
             body = request.data
         except ParseError as exc:
@@ -73,11 +75,11 @@ class PredictApi(APIView):
             )
         records = body["rows"] if "rows" in body else [body["features"]]
         try:
-            result = services.predictions_make(records=records, source=Source.API)
+            result = services.predictions_make(model_name=model_name, records=records, source=Source.API)
         except InputValidationError as exc:
             return _bad_request([error.as_dict() for error in exc.errors])
         except ModelUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return _model_unavailable(model_name, exc)
         return Response(
             {
                 "model_name": result.model_name,
@@ -95,6 +97,33 @@ class PredictApi(APIView):
 
 def _bad_request(errors: list[dict]) -> Response:
     return Response({"detail": "Invalid input", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _model_unavailable(model_name: str, exc: ModelUnavailable) -> Response:
+    """404 for a model that is not served at all, 503 when it is but cannot answer now."""
+    if deployment_get(model_name) is None:
+        served = ", ".join(d.name for d in deployment_list()) or "none yet"
+        return Response(
+            {"detail": f"{model_name} has no production version: nothing to score with (served models: {served})"},
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class PredictMovedApi(APIView):
+    """`POST /api/v1/predict/` scored with "the" model; every model now has its own URL."""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        served = [d.name for d in deployment_list()]
+        return Response(
+            {
+                "detail": "Name the model in the URL: POST /api/v1/models/{name}/predict/ "
+                f"(served models: {', '.join(served) or 'none yet'})",
+                "models": served,
+            },
+            status=status.HTTP_410_GONE,
+        )
 
 
 class PredictionOutputSerializer(serializers.ModelSerializer):
@@ -136,11 +165,15 @@ class PredictionListApi(APIView):
         model_version = serializers.IntegerField(required=False, min_value=1)
 
     @extend_schema(parameters=[FilterSerializer], responses=PredictionOutputSerializer(many=True))
-    def get(self, request):
+    def get(self, request, model_name: str | None = None):
+        """Past predictions, newest first; under /models/{name}/ only that model's."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        criteria = dict(filters.validated_data)
+        if model_name is not None:
+            criteria["model_name"] = model_name
         paginator = NewestFirst()
-        page = paginator.paginate_queryset(selectors.prediction_list(**filters.validated_data), request, view=self)
+        page = paginator.paginate_queryset(selectors.prediction_list(**criteria), request, view=self)
         return paginator.get_paginated_response(PredictionOutputSerializer(page, many=True).data)
 
 
@@ -182,10 +215,15 @@ class ScheduledRunListApi(APIView):
         ordering = ("-started_at", "-id")
         page_size = 50
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    class FilterSerializer(serializers.Serializer):
+        model_name = serializers.CharField(required=False, max_length=255)
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
     def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         paginator = self.Pagination()
-        page = paginator.paginate_queryset(selectors.scheduled_run_list(), request, view=self)
+        page = paginator.paginate_queryset(selectors.scheduled_run_list(**filters.validated_data), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
@@ -204,15 +242,19 @@ class HealthApi(APIView):
         except Exception as exc:  # any database failure makes the process unready
             body.update(status="unavailable", database=f"{type(exc).__name__}: {exc}"[:300])
             code = status.HTTP_503_SERVICE_UNAVAILABLE
-        try:
-            served = services.served_model_get()
-            served_label = f"{served.name} v{served.version}"
-        except ModelUnavailable as exc:
-            served_label = None
+        served, errors = [], {}
+        deployments = deployment_list() if code == status.HTTP_200_OK else []
+        for deployment in deployments:
+            try:
+                model = services.served_model_get(deployment.name)
+                served.append(f"{model.name} v{model.version}")
+            except ModelUnavailable as exc:
+                errors[deployment.name] = str(exc)[:300]
+        if errors:
             body["status"] = "unavailable"
-            body["model_error"] = str(exc)[:300]
+            body["model_error"] = "; ".join(f"{name}: {error}" for name, error in errors.items())
             code = status.HTTP_503_SERVICE_UNAVAILABLE
-        body["model"] = {**loader().health(), "served": served_label}
+        body["model"] = {**loader().health(), "served": served}
         if code == status.HTTP_200_OK and not body["model"]["registry_ok"]:
             body["status"] = "degraded"  # serving the loaded model; the registry is unreachable
         if not request.user.is_staff:

@@ -56,8 +56,10 @@ class GoodFile(models.Model):
         SCORED = "scored"
         FAILED = "failed"
 
+    # The model whose raw folder the file came in by, and that scores it.
+    model_name = models.CharField(max_length=255)
     path = models.CharField(max_length=1024)
-    sha256 = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
     rows = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     rows_scored = models.PositiveIntegerField(default=0)
@@ -68,7 +70,11 @@ class GoodFile(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [models.Index(fields=["model_name", "status", "created_at"], name="good_file_model_status")]
+        constraints = [
+            # The same content sent to two models is two files to score; to one model, one.
+            models.UniqueConstraint(fields=["model_name", "sha256"], name="good_file_once_per_model"),
+        ]
 
     def __str__(self):
         return self.path

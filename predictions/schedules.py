@@ -4,13 +4,18 @@ from django.conf import settings
 
 
 def periodic_tasks() -> list[dict]:
+    return []
+
+
+def model_periodic_tasks(model_name: str) -> list[dict]:
     every = settings.MLAPP_SCORE_EVERY_MINUTES * 60
     return [
         {
-            "name": "score good files",
+            "name": f"score good files · {model_name}",
             "task": "predictions.score_good_files",
+            "kwargs": {"model_name": model_name},
             "every_seconds": every,
             "expires_seconds": max(every - 10, 10),
-            "description": "Score validated files not yet scored by the production model.",
+            "description": f"Score {model_name}'s validated files not yet scored by its production version.",
         },
     ]

@@ -32,9 +32,11 @@ def prediction_list(
     return queryset.order_by("-created_at", "-id")
 
 
-def scheduled_run_list() -> QuerySet[ScheduledRun]:
-    return ScheduledRun.objects.order_by("-started_at", "-id")
+def scheduled_run_list(*, model_name: str | None = None) -> QuerySet[ScheduledRun]:
+    runs = ScheduledRun.objects.order_by("-started_at", "-id")
+    return runs.filter(model_name=model_name) if model_name else runs
 
 
-def good_files_waiting() -> QuerySet[GoodFile]:
-    return GoodFile.objects.exclude(status=GoodFile.Status.SCORED).order_by("created_at")
+def good_files_waiting(*, model_name: str | None = None) -> QuerySet[GoodFile]:
+    files = GoodFile.objects.exclude(status=GoodFile.Status.SCORED).order_by("created_at")
+    return files.filter(model_name=model_name) if model_name else files

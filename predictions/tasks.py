@@ -11,5 +11,5 @@ def batch_job_run_task(job_id: int) -> str:
 
 
 @shared_task(name="predictions.score_good_files", acks_late=True, reject_on_worker_lost=True, expires=100)
-def score_good_files_task() -> int:
-    return scheduled.scheduled_scoring_run().pk
+def score_good_files_task(model_name: str) -> int:
+    return scheduled.scheduled_scoring_run(model_name=model_name).pk

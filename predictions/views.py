@@ -11,7 +11,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 
+from models_registry.selectors import deployment_get
 from models_registry.serving import ModelUnavailable
 
 from . import selectors, services
@@ -23,17 +25,26 @@ from .validation import InputValidationError
 PAGE_ROWS = 50
 
 
+def _unavailable(request, model_name: str, exc: ModelUnavailable):
+    """The model's page when it cannot serve: 404 if it is not a deployment, 503 if it is and cannot load."""
+    code = 404 if deployment_get(model_name) is None else 503
+    context = {"nav": "predict", "model_name": model_name, "unavailable": str(exc)}
+    return render(request, "predictions/predict.html", context, status=code)
+
+
 @login_required
-def predict(request):
+def predict(request, model_name: str):
     try:
-        served = services.served_model_get()
+        served = services.served_model_get(model_name)
     except ModelUnavailable as exc:
-        return render(request, "predictions/predict.html", {"nav": "predict", "unavailable": str(exc)})
+        return _unavailable(request, model_name, exc)
     form = PredictForm(request.POST if request.method == "POST" else None, specs=served.specs)
     result = None
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.predictions_make(records=[form.record()], source=Source.WEB, served=served)
+            result = services.predictions_make(
+                model_name=model_name, records=[form.record()], source=Source.WEB, served=served
+            )
         except InputValidationError as exc:
             for error in exc.errors:
                 form.add_error(error.field if error.field in form.fields else None, error.problem)
@@ -42,25 +53,28 @@ def predict(request):
         "predictions/predict.html",
         {
             "nav": "predict",
+            "model_name": model_name,
             "served": served,
             "form": form,
             "result": result,
             "row": result.predictions[0] if result else None,
             "batch_form": BatchUploadForm(),
-            "recent_jobs": BatchJob.objects.filter(created_by=request.user)[:5],
+            "recent_jobs": BatchJob.objects.filter(created_by=request.user, model_name=model_name)[:5],
         },
     )
 
 
 @login_required
-def batch_upload(request):
+def batch_upload(request, model_name: str):
+    if deployment_get(model_name) is None:
+        raise Http404(f"{model_name} has no production version to score with")
     form = BatchUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        job = batch_job_create(upload=form.cleaned_data["csv_file"], actor=request.user)
+        job = batch_job_create(model_name=model_name, upload=form.cleaned_data["csv_file"], actor=request.user)
         return redirect("predictions:batch_job", pk=job.pk)
     for error in form.errors.get("csv_file", []):
         messages.error(request, f"Batch upload: {error}")
-    return redirect("predictions:predict")
+    return redirect("predictions:predict", model_name=model_name)
 
 
 def _own_job(request, pk) -> BatchJob:
@@ -72,7 +86,8 @@ def _own_job(request, pk) -> BatchJob:
 
 @login_required
 def batch_job(request, pk):
-    return render(request, "predictions/batch_job.html", {"nav": "predict", "job": _own_job(request, pk)})
+    job = _own_job(request, pk)
+    return render(request, "predictions/batch_job.html", {"nav": "predict", "model_name": job.model_name, "job": job})
 
 
 @login_required
@@ -102,11 +117,13 @@ def batch_job_download(request, pk):
     return FileResponse(open(job.output_path, "rb"), as_attachment=True, filename=f"scored-{job.original_filename}")
 
 
-def _filters(request) -> tuple[PredictionFilterForm, dict]:
+def _filters(request, model_name: str) -> tuple[PredictionFilterForm, dict]:
+    """The page's filters; the model is the URL's, never a filter that could be left out."""
     form = PredictionFilterForm(request.GET or None)
+    filters = {"model_name": model_name}
     if form.is_bound and form.is_valid():
-        return form, {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-    return form, {}
+        filters.update({k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+    return form, filters
 
 
 def _cursor(value: str | None) -> tuple[datetime, int] | None:
@@ -127,9 +144,9 @@ def _top_class(probabilities: dict | None) -> tuple[str, float] | None:
 
 
 @login_required
-def prediction_list(request):
+def prediction_list(request, model_name: str):
     """Newest first, PAGE_ROWS a page; keyset links "older" (before=) and "newer" (after=)."""
-    form, filters = _filters(request)
+    form, filters = _filters(request, model_name)
     queryset = selectors.prediction_list(**filters)
     before = _cursor(request.GET.get("before"))
     after = None if before else _cursor(request.GET.get("after"))
@@ -167,6 +184,7 @@ def prediction_list(request):
         "predictions/prediction_list.html",
         {
             "nav": "predictions",
+            "model_name": model_name,
             "form": form,
             "rows": rows,
             "older_query": older_query,
@@ -199,9 +217,9 @@ EXPORT_COLUMNS = [
 
 
 @login_required
-def prediction_export(request):
-    """The filtered predictions as CSV, streamed in chunks (any number of rows)."""
-    _, filters = _filters(request)
+def prediction_export(request, model_name: str):
+    """The filtered predictions of the model as CSV, streamed in chunks (any number of rows)."""
+    _, filters = _filters(request, model_name)
     writer = csv.writer(_Echo())
 
     def rows():
@@ -226,5 +244,5 @@ def prediction_export(request):
             )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="predictions.csv"'
+    response["Content-Disposition"] = f'attachment; filename="predictions-{slugify(model_name)}.csv"'
     return response

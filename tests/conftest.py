@@ -100,8 +100,10 @@ def _housing_version_fields(mlflow_store, django_db_blocker, housing_csv):
 
 
 def _ensure_served(fields: dict):
-    """Our row exists and `production` points at the session's version."""
-    from models_registry.models import ModelVersion
+    """Our row exists, `production` points at the session's version in MLflow, and our alias
+    history says it serves (as after a promotion through mlapp)."""
+    from models_registry.models import AliasChange, ModelVersion
+    from models_registry.selectors import served_version_get
     from models_registry.serving import loader
 
     record, _ = ModelVersion.objects.get_or_create(
@@ -110,6 +112,15 @@ def _ensure_served(fields: dict):
         defaults={k: v for k, v in fields.items() if k not in ("name", "version")},
     )
     mlflow_access.client().set_registered_model_alias(record.name, mlflow_access.PRODUCTION, str(record.version))
+    if served_version_get(name=record.name) != record.version:
+        AliasChange.objects.create(
+            model_name=record.name,
+            alias=mlflow_access.PRODUCTION,
+            action=AliasChange.Action.BOOTSTRAP,
+            to_version=record.version,
+            actor_label="tests",
+            reason="the session's version",
+        )
     loader().invalidate(record.name)
     return record
 
@@ -119,22 +130,25 @@ def _background_alias_checks_end_with_their_test():
     """The loader checks aliases on daemon threads; one that outlived its test would
     run against the next test's settings and database (and log into closed streams)."""
     yield
+    from models_registry.deployments import watch_stop
+    from models_registry.serving import loader
+
+    watch_stop()
     for thread in threading.enumerate():
         if thread.name.startswith("alias-refresh-"):
             thread.join(timeout=60)
+    loader().registry_checked(None)  # what one test did to the registry says nothing about the next
 
 
 @pytest.fixture
-def churn_model(_churn_version_fields, db, settings):
-    """A classification model in production, served as MLAPP_MODEL_NAME."""
-    settings.MLAPP_MODEL_NAME = CHURN
+def churn_model(_churn_version_fields, db):
+    """A classification model in production (named test-churn)."""
     return _ensure_served(_churn_version_fields)
 
 
 @pytest.fixture
-def housing_model(_housing_version_fields, db, settings):
-    """A regression model in production, served as MLAPP_MODEL_NAME."""
-    settings.MLAPP_MODEL_NAME = HOUSING
+def housing_model(_housing_version_fields, db):
+    """A regression model in production (named test-housing), of other columns than churn."""
     return _ensure_served(_housing_version_fields)
 
 

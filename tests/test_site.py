@@ -22,7 +22,7 @@ def test_a_page_whose_database_is_down_is_a_503_not_a_500(client, monkeypatch):
     client.cookies["sessionid"] = "x" * 32
     client.raise_request_exception = False
 
-    response = client.get("/predictions/")
+    response = client.get("/monitoring/")
 
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "The database is unavailable" in response.content.decode()

@@ -1,10 +1,10 @@
-"""REST: drift reports (list, detail, run a check), the latest verdict, and the dashboards' series.
+"""REST, per model (under /api/v1/models/{name}/): drift reports (list, detail, run a check),
+the latest verdict, and the dashboards' series.
 
 Series are lists of points with an ISO ``time`` field, ready for Grafana's JSON
 or Infinity data sources.
 """
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 from models_registry.permissions import IsStaff
 from predictions.models import Source
 
-from ..params import model_name_param
 from ..selectors import dashboards as selectors
 from ..services import drift
 
@@ -76,7 +75,6 @@ def _limit(request, *, default: int, maximum: int) -> int:
 
 class DriftReportListApi(APIView):
     class InputSerializer(serializers.Serializer):
-        model_name = serializers.CharField(required=False, max_length=255)
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
         last_n = serializers.IntegerField(required=False, min_value=1, max_value=drift.MAX_WINDOW_ROWS)
@@ -86,23 +84,23 @@ class DriftReportListApi(APIView):
         return [IsStaff()] if self.request.method == "POST" else super().get_permissions()
 
     @extend_schema(
-        parameters=[OpenApiParameter("model_name", str), OpenApiParameter("limit", int)],
+        parameters=[OpenApiParameter("limit", int)],
         responses=DriftReportOutputSerializer(many=True),
     )
-    def get(self, request):
+    def get(self, request, model_name: str):
         reports = selectors.drift_report_list(
-            model_name=model_name_param(request.query_params.get("model_name"), default=None),
+            model_name=model_name,
             limit=_limit(request, default=50, maximum=1000),
         )
         return Response(DriftReportOutputSerializer(reports, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: DriftReportDetailOutputSerializer})
-    def post(self, request):
-        """Run a drift check now (staff) and store its report."""
+    def post(self, request, model_name: str):
+        """Run a drift check of the model now (staff) and store its report."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            report = drift.drift_report_create(**payload.validated_data)
+            report = drift.drift_report_create(model_name=model_name, **payload.validated_data)
         except drift.DriftCheckError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(DriftReportDetailOutputSerializer(report).data, status=status.HTTP_201_CREATED)
@@ -110,10 +108,10 @@ class DriftReportListApi(APIView):
 
 class DriftReportDetailApi(APIView):
     @extend_schema(responses=DriftReportDetailOutputSerializer)
-    def get(self, request, pk):
-        report = selectors.drift_report_get(report_id=pk)
+    def get(self, request, model_name: str, pk: int):
+        report = selectors.drift_report_get(report_id=pk, model_name=model_name)
         if report is None:
-            return Response({"detail": f"No drift report #{pk}."}, status=status.HTTP_404_NOT_FOUND)
+            return Response({"detail": f"{model_name} has no drift report #{pk}."}, status=status.HTTP_404_NOT_FOUND)
         return Response(DriftReportDetailOutputSerializer(report).data)
 
 
@@ -129,9 +127,8 @@ class DriftVerdictApi(APIView):
         n_rows = serializers.IntegerField()
         created_at = serializers.DateTimeField()
 
-    @extend_schema(parameters=[OpenApiParameter("model_name", str)], responses=OutputSerializer)
-    def get(self, request):
-        model_name = model_name_param(request.query_params.get("model_name"), default=settings.MLAPP_MODEL_NAME)
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, model_name: str):
         verdict = drift.drift_latest_verdict(model_name)
         if verdict is None:
             return Response({"detail": f"No drift report for {model_name} yet."}, status=status.HTTP_404_NOT_FOUND)
@@ -140,7 +137,6 @@ class DriftVerdictApi(APIView):
 
 class DriftHistoryApi(APIView):
     class InputSerializer(serializers.Serializer):
-        model_name = serializers.CharField(required=False, max_length=255)
         feature = serializers.CharField(max_length=255)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=5000, default=500)
 
@@ -161,11 +157,11 @@ class DriftHistoryApi(APIView):
         verdict = serializers.CharField()
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer(many=True))
-    def get(self, request):
+    def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         history = selectors.drift_history(
-            model_name=params.validated_data.get("model_name") or settings.MLAPP_MODEL_NAME,
+            model_name=model_name,
             feature=params.validated_data["feature"],
             limit=params.validated_data["limit"],
         )
@@ -173,7 +169,6 @@ class DriftHistoryApi(APIView):
 
 
 class _SeriesInput(serializers.Serializer):
-    model_name = serializers.CharField(required=False, max_length=255)
     granularity = serializers.ChoiceField(choices=selectors.GRANULARITIES, default=selectors.HOUR)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
@@ -203,11 +198,11 @@ class PredictionSeriesApi(APIView):
         points = PointSerializer(many=True)
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
-    def get(self, request):
+    def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            series = selectors.prediction_series(**params.validated_data)
+            series = selectors.prediction_series(model_name=model_name, **params.validated_data)
         except selectors.SeriesError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.OutputSerializer(series).data)
@@ -236,11 +231,11 @@ class PerformanceSeriesApi(APIView):
         points = PointSerializer(many=True)
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
-    def get(self, request):
+    def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            series = selectors.performance_series(**params.validated_data)
+            series = selectors.performance_series(model_name=model_name, **params.validated_data)
         except selectors.SeriesError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.OutputSerializer(series).data)
@@ -274,11 +269,11 @@ class DataQualitySeriesApi(APIView):
         issues_by_rule = IssueSerializer(many=True)
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
-    def get(self, request):
+    def get(self, request, model_name: str):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            series = selectors.data_quality_series(**params.validated_data)
+            series = selectors.data_quality_series(model_name=model_name, **params.validated_data)
         except selectors.SeriesError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.OutputSerializer(series).data)

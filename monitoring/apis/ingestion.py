@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from models_registry.permissions import IsStaff
 
 from ..models import Alert, IngestedFile
+from ..params import model_name_param
 from ..selectors import ingestion as selectors
 from ..services.alerts import alert_acknowledge
 
@@ -58,9 +59,17 @@ def _status_param(request) -> str | None:
     return value
 
 
+def _model_param(request) -> str | None:
+    return model_name_param(request.query_params.get("model_name"), default=None)
+
+
+MODEL_PARAMETER = OpenApiParameter("model_name", str, description="only this model's (default: every model)")
+
+
 class IngestedFileListApi(APIView):
     @extend_schema(
         parameters=[
+            MODEL_PARAMETER,
             OpenApiParameter("status", enum=IngestedFile.Status.values),
             OpenApiParameter("run", int),
             OpenApiParameter("limit", int),
@@ -72,7 +81,9 @@ class IngestedFileListApi(APIView):
         run = request.query_params.get("run")
         if run is not None and not run.isdigit():
             return Response({"run": "must be a run id (a positive integer)"}, status=status.HTTP_400_BAD_REQUEST)
-        files = selectors.ingested_file_list(status=_status_param(request), run_id=int(run) if run else None)
+        files = selectors.ingested_file_list(
+            model_name=_model_param(request), status=_status_param(request), run_id=int(run) if run else None
+        )
         paginator = Pagination()
         page = paginator.paginate_queryset(files.prefetch_related("issues"), request, view=self)
         return paginator.get_paginated_response(IngestedFileOutputSerializer(page, many=True).data)
@@ -105,6 +116,7 @@ class IngestedFileDetailApi(APIView):
 class IngestionRunListApi(APIView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
+        model_name = serializers.CharField()
         started_at = serializers.DateTimeField()
         finished_at = serializers.DateTimeField(allow_null=True)
         files_seen = serializers.IntegerField()
@@ -114,19 +126,21 @@ class IngestionRunListApi(APIView):
         rows_bad = serializers.IntegerField(allow_null=True)
         error = serializers.CharField()
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[MODEL_PARAMETER, OpenApiParameter("limit", int)], responses=OutputSerializer(many=True))
     def get(self, request):
         try:
             limit = min(max(int(request.query_params.get("limit", 20)), 1), 200)
         except ValueError:
             return Response({"limit": "must be an integer"}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(self.OutputSerializer(selectors.ingestion_run_list(limit=limit), many=True).data)
+        runs = selectors.ingestion_run_list(model_name=_model_param(request), limit=limit)
+        return Response(self.OutputSerializer(runs, many=True).data)
 
 
 class AlertOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
     severity = serializers.CharField()
+    model_name = serializers.CharField(help_text='the model it is about; "" for the platform itself')
     title = serializers.CharField()
     message = serializers.CharField()
     ingested_file_id = serializers.IntegerField(allow_null=True)
@@ -143,6 +157,7 @@ class AlertOutputSerializer(serializers.Serializer):
 class AlertListApi(APIView):
     @extend_schema(
         parameters=[
+            MODEL_PARAMETER,
             OpenApiParameter("state", enum=list(selectors.ALERT_STATES), description="default: open"),
             OpenApiParameter("kind", enum=Alert.Kind.values),
             OpenApiParameter("limit", int),
@@ -164,7 +179,8 @@ class AlertListApi(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.alert_list(state=state, kind=kind), request, view=self)
+        alerts = selectors.alert_list(state=state, kind=kind, model_name=_model_param(request))
+        page = paginator.paginate_queryset(alerts, request, view=self)
         return paginator.get_paginated_response(AlertOutputSerializer(page, many=True).data)
 
 

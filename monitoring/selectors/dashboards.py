@@ -14,12 +14,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Count, F, Max, Min, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
 
 from models_registry.models import ModelVersion
+from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
 from predictions.models import Prediction, ScheduledRun
 
@@ -50,9 +50,9 @@ class ProductionSummary:
     error: str | None
 
 
-def production_summary(*, model_name: str | None = None) -> ProductionSummary:
-    """The served model's production version, resolved through the per-process loader cache."""
-    name = model_name or settings.MLAPP_MODEL_NAME
+def production_summary(*, model_name: str) -> ProductionSummary:
+    """The model's production version, resolved through the per-process loader cache."""
+    name = model_name
     try:
         version = loader().version_resolve(name)
     except ModelUnavailable as exc:
@@ -69,43 +69,39 @@ def model_task(*, model_name: str, version: int | None = None) -> str | None:
     return versions.order_by("-version").values_list("task", flat=True).first()
 
 
-def ingestion_latest() -> dict:
+def ingestion_latest(*, model_name: str) -> dict:
     return {
-        "file": IngestedFile.objects.only(
-            "id", "original_name", "status", "rows_in", "rows_good", "rows_bad", "started_at", "finished_at"
-        ).first(),
-        "run": IngestionRun.objects.first(),
+        "file": IngestedFile.objects.filter(model_name=model_name)
+        .only("id", "original_name", "status", "rows_in", "rows_good", "rows_bad", "started_at", "finished_at")
+        .first(),
+        "run": IngestionRun.objects.filter(model_name=model_name).first(),
     }
 
 
-def scheduled_run_latest(*, model_name: str | None = None) -> ScheduledRun | None:
-    runs = ScheduledRun.objects.all()
-    if model_name:
-        runs = runs.filter(model_name=model_name)
-    return runs.first()
+def scheduled_run_latest(*, model_name: str) -> ScheduledRun | None:
+    return ScheduledRun.objects.filter(model_name=model_name).first()
 
 
-def alerts_open(*, limit: int = 5) -> dict:
+def alerts_open(*, model_name: str | None = None, limit: int = 5) -> dict:
+    """Open alerts about the model (None: every alert)."""
     open_alerts = Alert.objects.filter(acknowledged_at__isnull=True)
+    if model_name is not None:
+        open_alerts = open_alerts.filter(model_name=model_name)
     return {"count": open_alerts.count(), "latest": list(open_alerts.order_by("-created_at")[:limit])}
 
 
-def drift_report_latest(*, model_name: str | None = None) -> DriftReport | None:
-    return (
-        DriftReport.objects.filter(model_name=model_name or settings.MLAPP_MODEL_NAME)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+def drift_report_latest(*, model_name: str) -> DriftReport | None:
+    return DriftReport.objects.filter(model_name=model_name).order_by("-created_at", "-id").first()
 
 
-def drift_report_get(*, report_id: int) -> DriftReport | None:
-    return DriftReport.objects.filter(pk=report_id).first()
+def drift_report_get(*, report_id: int, model_name: str | None = None) -> DriftReport | None:
+    """A report by number; with `model_name`, only if it is that model's (a page's URL names both)."""
+    reports = DriftReport.objects.filter(pk=report_id)
+    return (reports.filter(model_name=model_name) if model_name is not None else reports).first()
 
 
-def drift_report_list(*, model_name: str | None = None, limit: int = 50):
-    reports = DriftReport.objects.all()
-    if model_name:
-        reports = reports.filter(model_name=model_name)
+def drift_report_list(*, model_name: str, limit: int = 50):
+    reports = DriftReport.objects.filter(model_name=model_name)
     return reports.order_by("-created_at", "-id").prefetch_related("alerts")[:limit]
 
 
@@ -320,7 +316,7 @@ class SeriesPoint:
 
 def prediction_series(
     *,
-    model_name: str | None = None,
+    model_name: str,
     granularity: str = HOUR,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -328,7 +324,6 @@ def prediction_series(
     source: str | None = None,
 ) -> dict:
     """Predictions per bucket and model version: count, label counts (classification), value stats (regression)."""
-    model_name = model_name or settings.MLAPP_MODEL_NAME
     since, until = series_window(granularity=granularity, since=since, until=until)
     points: dict[tuple, SeriesPoint] = {}
     for row in _grouped(
@@ -360,11 +355,9 @@ def prediction_series(
     }
 
 
-def model_versions_seen(*, model_name: str | None = None) -> list[int]:
+def model_versions_seen(*, model_name: str) -> list[int]:
     return sorted(
-        PredictionRollup.objects.filter(model_name=model_name or settings.MLAPP_MODEL_NAME)
-        .values_list("model_version", flat=True)
-        .distinct()
+        PredictionRollup.objects.filter(model_name=model_name).values_list("model_version", flat=True).distinct()
     )
 
 
@@ -386,7 +379,7 @@ def _f1_macro(confusion: dict[tuple[str, str], int]) -> float | None:
 
 def performance_series(
     *,
-    model_name: str | None = None,
+    model_name: str,
     granularity: str = DAY,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -397,7 +390,6 @@ def performance_series(
     Classification: accuracy and macro F1; regression: MAE and RMSE. Buckets are
     by prediction time (when the model answered), from the hourly rollups.
     """
-    model_name = model_name or settings.MLAPP_MODEL_NAME
     if granularity == MINUTE:
         raise SeriesError("online performance is available per hour or per day")
     since, until = series_window(granularity=granularity, since=since, until=until)
@@ -446,14 +438,16 @@ def performance_series(
 # --------------------------------------------------------------------------- data quality
 
 
-def data_quality_series(*, since: datetime | None = None, until: datetime | None = None, limit: int = 2000) -> dict:
-    """Bad-row share per ingested file, and issue counts per day and rule."""
+def data_quality_series(
+    *, model_name: str, since: datetime | None = None, until: datetime | None = None, limit: int = 2000
+) -> dict:
+    """Bad-row share per file ingested for the model, and issue counts per day and rule."""
     until = until or timezone.now()
     since = since or until - timedelta(days=30)
     if since >= until:
         raise SeriesError("since must be before until")
     files = list(
-        IngestedFile.objects.filter(started_at__gte=since, started_at__lt=until)
+        IngestedFile.objects.filter(model_name=model_name, started_at__gte=since, started_at__lt=until)
         .exclude(status__in=[IngestedFile.Status.PROCESSING, IngestedFile.Status.FAILED])
         .order_by("-started_at")
         .values("id", "original_name", "status", "rows_in", "rows_good", "rows_bad", "started_at", "finished_at")[
@@ -465,7 +459,9 @@ def data_quality_series(*, since: datetime | None = None, until: datetime | None
         item["bad_share"] = item["rows_bad"] / item["rows_in"] if item["rows_in"] else None
         item["time"] = item["started_at"]
     issues = list(
-        DataQualityIssue.objects.filter(created_at__gte=since, created_at__lt=until)
+        DataQualityIssue.objects.filter(
+            ingested_file__model_name=model_name, created_at__gte=since, created_at__lt=until
+        )
         .annotate(day=TruncDay("created_at"))
         .values("day", "rule")
         .annotate(rows=Sum("count"), files=Count("ingested_file", distinct=True))
@@ -479,3 +475,47 @@ def data_quality_series(*, since: datetime | None = None, until: datetime | None
             {"time": i["day"], "rule": i["rule"], "rows": i["rows"], "files": i["files"]} for i in issues
         ],
     }
+
+
+# --------------------------------------------------------------------------- every deployment
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """One served model's line on the overview."""
+
+    name: str
+    version: int
+    task: str
+    since: datetime
+    last_file: IngestedFile | None
+    last_scheduled_run: ScheduledRun | None
+    drift: DriftReport | None
+    open_alerts: int
+    predictions_24h: int
+
+
+def deployment_states() -> list[DeploymentState]:
+    """Every served model with its latest ingestion, scoring, drift verdict, alerts and volume.
+
+    A handful of queries per model, each on an index led by the model's name.
+    """
+    since = timezone.now() - timedelta(hours=24)
+    states = []
+    for deployment in deployment_list():
+        name = deployment.name
+        volume = PredictionRollup.objects.filter(model_name=name, hour__gte=since.replace(minute=0, second=0))
+        states.append(
+            DeploymentState(
+                name=name,
+                version=deployment.version,
+                task=deployment.task,
+                since=deployment.since,
+                last_file=IngestedFile.objects.filter(model_name=name).order_by("-started_at", "-id").first(),
+                last_scheduled_run=ScheduledRun.objects.filter(model_name=name).first(),
+                drift=drift_report_latest(model_name=name),
+                open_alerts=Alert.objects.filter(model_name=name, acknowledged_at__isnull=True).count(),
+                predictions_24h=volume.aggregate(n=Sum("n"))["n"] or 0,
+            )
+        )
+    return states

@@ -14,8 +14,12 @@ PREVIEW_ROWS = 50
 RAW_PREVIEW_BYTES = 2048
 
 
-def ingested_file_list(*, status: str | None = None, run_id: int | None = None) -> QuerySet[IngestedFile]:
+def ingested_file_list(
+    *, model_name: str | None = None, status: str | None = None, run_id: int | None = None
+) -> QuerySet[IngestedFile]:
     files = IngestedFile.objects.select_related("run").annotate(n_issues=Count("issues"))
+    if model_name is not None:
+        files = files.filter(model_name=model_name)
     if status:
         files = files.filter(status=status)
     if run_id:
@@ -31,8 +35,9 @@ def ingested_file_issues(*, ingested_file: IngestedFile) -> QuerySet[DataQuality
     return ingested_file.issues.order_by("-count", "rule", "column")
 
 
-def ingestion_run_list(*, limit: int = 20) -> QuerySet[IngestionRun]:
-    return IngestionRun.objects.annotate(
+def ingestion_run_list(*, model_name: str | None = None, limit: int = 20) -> QuerySet[IngestionRun]:
+    runs = IngestionRun.objects.filter(model_name=model_name) if model_name is not None else IngestionRun.objects
+    return runs.annotate(
         rows_in=Sum("files__rows_in"),
         rows_good=Sum("files__rows_good"),
         rows_bad=Sum("files__rows_bad"),
@@ -40,9 +45,11 @@ def ingestion_run_list(*, limit: int = 20) -> QuerySet[IngestionRun]:
     ).order_by("-started_at", "-id")[:limit]
 
 
-def ingestion_totals() -> dict:
-    """Counts over every file ingested so far."""
-    totals = IngestedFile.objects.aggregate(
+def ingestion_totals(*, model_name: str | None = None) -> dict:
+    """Counts over every file ingested so far (for the model, or for all)."""
+    files = IngestedFile.objects.filter(model_name=model_name) if model_name is not None else IngestedFile.objects
+    runs = IngestionRun.objects.filter(model_name=model_name) if model_name is not None else IngestionRun.objects
+    totals = files.aggregate(
         files=Count("id"),
         done=Count("id", filter=Q(status=IngestedFile.Status.DONE)),
         quarantined=Count("id", filter=Q(status=IngestedFile.Status.QUARANTINED)),
@@ -55,7 +62,7 @@ def ingestion_totals() -> dict:
     for key in ("rows_in", "rows_good", "rows_bad"):
         totals[key] = totals[key] or 0
     totals["bad_share"] = totals["rows_bad"] / totals["rows_in"] if totals["rows_in"] else 0.0
-    totals["last_run"] = IngestionRun.objects.order_by("-started_at", "-id").first()
+    totals["last_run"] = runs.order_by("-started_at", "-id").first()
     return totals
 
 
@@ -114,8 +121,10 @@ def quarantine_rows_as_dicts(*, ingested_file: IngestedFile, limit: int = PREVIE
 ALERT_STATES = ("open", "acknowledged", "all")
 
 
-def alert_list(*, state: str = "open", kind: str | None = None) -> QuerySet[Alert]:
+def alert_list(*, state: str = "open", kind: str | None = None, model_name: str | None = None) -> QuerySet[Alert]:
     alerts = Alert.objects.select_related("ingested_file", "acknowledged_by")
+    if model_name is not None:
+        alerts = alerts.filter(model_name=model_name)
     if state == "open":
         alerts = alerts.filter(acknowledged_at=None)
     elif state == "acknowledged":
@@ -129,7 +138,8 @@ def alert_get(*, pk: int) -> Alert | None:
     return Alert.objects.select_related("ingested_file", "acknowledged_by").filter(pk=pk).first()
 
 
-def alert_counts() -> dict:
-    return Alert.objects.aggregate(
+def alert_counts(*, model_name: str | None = None) -> dict:
+    alerts = Alert.objects.filter(model_name=model_name) if model_name is not None else Alert.objects
+    return alerts.aggregate(
         total=Count("id"), open=Count("id", filter=Q(acknowledged_at=None)), acknowledged=Count("acknowledged_at")
     )

@@ -29,18 +29,21 @@ def alert_raise(
     *,
     kind: str,
     severity: str,
+    model_name: str,
     title: str,
     message: str,
     dedup_key: str,
     ingested_file=None,
     drift_report=None,
 ) -> Alert | None:
-    """Store an alert unless one with the same dedup key exists; returns the new alert or None."""
+    """Store an alert about `model_name` ("" for the platform) unless one with the same dedup key
+    exists; returns the new alert or None. Keys name the model, so one model never mutes another."""
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
                 kind=kind,
                 severity=severity,
+                model_name=model_name,
                 title=title[:255],
                 message=message,
                 dedup_key=dedup_key[:255],

@@ -15,7 +15,7 @@ from models_registry.demo_data import DEMO_MODEL_NAME, DEMO_TARGETS, demo_frame
 from models_registry.models import AliasChange, ModelVersion
 from models_registry.training import model_train
 
-from .schedules import periodic_tasks_setup
+from .deployments import deployments_sync
 
 ADMIN_USERNAME = "admin"
 # Who trained and promoted the demo model, in its version record and the alias history.
@@ -78,10 +78,8 @@ def demo_model_ensure(*, dataset: str = "churn", name: str = DEMO_MODEL_NAME) ->
 def platform_bootstrap(
     *, dataset: str = "churn", with_demo_model: bool = True, demo_name: str = DEMO_MODEL_NAME
 ) -> list[str]:
-    for directory in ("raw", "good", "bad", "archive"):
-        (Path(settings.MLAPP_DATA_DIR) / directory).mkdir(parents=True, exist_ok=True)
     lines = [admin_account_ensure()]
     if with_demo_model:
         lines.append(demo_model_ensure(dataset=dataset, name=demo_name))
-    lines.extend(periodic_tasks_setup())
+    lines.extend(deployments_sync())  # every served model's folders (raw/<model>/) and schedules
     return lines

@@ -1,4 +1,4 @@
-"""A demo data stream: a new CSV in ``raw/`` every so often, with faults and drift.
+"""A demo data stream: a new CSV in a model's ``raw/<model>/`` every so often, with faults and drift.
 
 Rows come from `models_registry.demo_data.demo_frame` (the dataset the served
 model was trained on, chosen by the profile's target), without the target
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.utils import timezone
 
 from models_registry.demo_data import DATASETS, DEMO_TARGETS, demo_frame
@@ -73,11 +72,11 @@ class DemoFile:
     faults: dict[str, int] = field(default_factory=dict)
 
 
-def demo_dataset_for_served_model(*, model_name: str | None = None) -> str:
-    """The demo dataset whose target the production model predicts."""
+def demo_dataset_for_served_model(*, model_name: str) -> str:
+    """The demo dataset whose target the model's production version predicts."""
     from models_registry.selectors import production_version_get
 
-    name = model_name or settings.MLAPP_MODEL_NAME
+    name = model_name
     record = production_version_get(name)
     if record is None:
         raise DemoStreamError(
@@ -179,14 +178,14 @@ def demo_stream_run(
     config: DemoStreamConfig,
     every_seconds: float = 60.0,
     max_files: int | None = None,
-    raw_dir: Path | None = None,
+    raw_dir: Path,
     seed: int | None = None,
     on_file: Callable[[DemoFile], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[DemoFile]:
-    """Drop a file every ``every_seconds`` until ``max_files`` (forever when None)."""
-    raw_dir = raw_dir or Path(settings.MLAPP_DATA_DIR) / "raw"
+    """Drop a file into ``raw_dir`` (a model's raw folder) every ``every_seconds``, until ``max_files``
+    (forever when None)."""
     first_seed = int(time.time()) if seed is None else seed
     started = clock()
     written = []

@@ -24,7 +24,6 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.db import transaction
 from django.db.models.fields.json import KeyTextTransform
 from django.urls import reverse
@@ -264,10 +263,11 @@ def _alert_for(report: DriftReport, *, drifted: list[str], critical: list[str]) 
         message += f" Critical features drifted: {', '.join(critical)}."
     if report.prediction_drift:
         message += " The predictions drifted too."
-    message += f"\nReport: {reverse('monitoring:drift_report', args=[report.pk])}"
+    message += f"\nReport: {reverse('monitoring:drift_report', args=[report.model_name, report.pk])}"
     return alert_raise(
         kind=Alert.Kind.DRIFT,
         severity=Severity.ERROR if critical else Severity.WARNING,
+        model_name=report.model_name,
         title=f"Data drift on {report.model_name} v{report.model_version}: {report.n_drifted}/{report.n_features} "
         "features",
         message=message,
@@ -279,21 +279,20 @@ def _alert_for(report: DriftReport, *, drifted: list[str], critical: list[str]) 
 
 def drift_report_create(
     *,
-    model_name: str | None = None,
+    model_name: str,
     since: datetime | None = None,
     until: datetime | None = None,
     last_n: int | None = None,
     source: str | None = None,
     raise_alert: bool = True,
 ) -> DriftReport:
-    """Check the served window of ``model_name`` (default: the served model) and store the report.
+    """Check the served window of ``model_name`` and store the report.
 
     Without ``since``/``until`` the window is the newest ``last_n`` rows (default:
     the model's ``window_rows``, 5,000); with an interval, its newest rows up to
     ``last_n`` or ``MAX_WINDOW_ROWS``. Raises `DriftCheckError` when there is no
     production version, the settings are invalid, or the window is too small.
     """
-    model_name = model_name or settings.MLAPP_MODEL_NAME
     if last_n is not None and last_n < 1:
         raise DriftCheckError(f"last_n must be at least 1, got {last_n}")
     if since is not None and until is not None and since >= until:
@@ -379,9 +378,9 @@ def drift_report_create(
     return report
 
 
-def drift_latest_verdict(model_name: str | None = None, *, model_version: int | None = None) -> DriftVerdict | None:
+def drift_latest_verdict(model_name: str, *, model_version: int | None = None) -> DriftVerdict | None:
     """The newest report's verdict for the model (and version), or None before the first check."""
-    reports = DriftReport.objects.filter(model_name=model_name or settings.MLAPP_MODEL_NAME)
+    reports = DriftReport.objects.filter(model_name=model_name)
     if model_version is not None:
         reports = reports.filter(model_version=model_version)
     report = reports.order_by("-created_at", "-id").first()

@@ -1,11 +1,16 @@
-"""Ingestion: raw/ → validated → good/ (handed to scheduled scoring) + bad/ (quarantine) + archive/.
+"""Ingestion, per model: raw/<model>/ → validated → good/<model>/ (handed to that model's
+scheduled scoring) + bad/<model>/ (quarantine) + archive/<model>/.
+
+Every deployment (a model with a production version) has its own folders, made when
+it gets its first production version (`deployment_folders_ensure`), and its own
+ingestion schedule. Below, ``raw/`` means the model's raw folder, and so on.
 
 One pass (`ingestion_run_execute`) lists the complete files in ``raw/`` (see
 `monitoring.validation.file_is_complete`: ``*.part`` and dot-files never, other
 files once unchanged for ``min_age_seconds``) and processes each one:
 
 1. **Claim** it by content hash: inserting the `IngestedFile` row succeeds for
-   exactly one run (``sha256`` is unique), so overlapping runs and several
+   exactly one run (``(model_name, sha256)`` is unique), so overlapping runs and several
    workers never process the same content twice. A FAILED file, or one stuck in
    PROCESSING longer than ``stale_claim_seconds`` (its worker was killed), is
    re-claimed by a conditional UPDATE that only one run can win.
@@ -86,11 +91,26 @@ class IngestionConfig:
             )
 
 
-def data_folders() -> dict[str, Path]:
+class ModelFolderError(ValueError):
+    """A model name that cannot be a folder name; the message says why."""
+
+
+def model_folder_name(model_name: str) -> str:
+    """The model's folder under raw/, good/, bad/ and archive/: its name, as is."""
+    if not model_name or model_name in (".", "..") or "/" in model_name or "\\" in model_name or "\x00" in model_name:
+        raise ModelFolderError(
+            f"{model_name!r} cannot be a folder name: a model name used for ingestion has no / or \\"
+        )
+    return model_name
+
+
+def data_folders(model_name: str) -> dict[str, Path]:
+    """The model's raw/, good/, bad/ and archive/ folders (created if missing)."""
     root = Path(settings.MLAPP_DATA_DIR)
-    folders = {name: root / name for name in FOLDERS}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
+    folder = model_folder_name(model_name)
+    folders = {name: root / name / folder for name in FOLDERS}
+    for path in folders.values():
+        path.mkdir(parents=True, exist_ok=True)
     return folders
 
 
@@ -133,9 +153,13 @@ def ingested_file_claim(
 ) -> tuple[IngestedFile | None, IngestedFile | None]:
     """(claimed, None) if this run owns the file now; (None, existing) if another run has or had it."""
     size = path.stat().st_size
+    model_name = run.model_name
     try:
         with transaction.atomic():
-            return IngestedFile.objects.create(sha256=sha256, original_name=path.name, size_bytes=size, run=run), None
+            created = IngestedFile.objects.create(
+                model_name=model_name, sha256=sha256, original_name=path.name, size_bytes=size, run=run
+            )
+            return created, None
     except IntegrityError:
         pass
     now = timezone.now()
@@ -143,7 +167,7 @@ def ingested_file_claim(
         status=IngestedFile.Status.PROCESSING, started_at__lt=now - timedelta(seconds=config.stale_claim_seconds)
     )
     # A conditional UPDATE: when two runs race for a retry, the second sees the new status and gets 0 rows.
-    won = IngestedFile.objects.filter(retryable, sha256=sha256).update(
+    won = IngestedFile.objects.filter(retryable, model_name=model_name, sha256=sha256).update(
         status=IngestedFile.Status.PROCESSING,
         run=run,
         original_name=path.name,
@@ -155,7 +179,7 @@ def ingested_file_claim(
         rows_good=0,
         rows_bad=0,
     )
-    existing = IngestedFile.objects.get(sha256=sha256)
+    existing = IngestedFile.objects.get(model_name=model_name, sha256=sha256)
     if won:
         logger.info("Retrying %s (claimed again by run %s)", path.name, run.pk)
         return existing, None
@@ -172,7 +196,7 @@ def _finished_file_seen_again(*, path: Path, existing: IngestedFile) -> str:
             logger.info("%s: finished moving the original to %s", path.name, final)
             return "moved"
         stamp = timezone.now()
-        target = data_folders()["archive"] / "duplicates" / f"{stamp:%Y%m%dT%H%M%S%f}-{path.name}"
+        target = data_folders(existing.model_name)["archive"] / "duplicates" / f"{stamp:%Y%m%dT%H%M%S%f}-{path.name}"
         _move(path, target)
     except FileNotFoundError:
         return "gone"  # another run moved it after we listed it
@@ -230,7 +254,8 @@ def _alert_for_file(*, ingested: IngestedFile, issues: list, config: IngestionCo
         title=title,
         message="\n".join(sentence for _, sentence in reasons)
         + f"\nValidated against {ingested.model_name} v{ingested.model_version}.",
-        dedup_key=f"ingestion:{ingested.sha256}",
+        model_name=ingested.model_name,
+        dedup_key=f"ingestion:{ingested.model_name}:{ingested.sha256}",
         ingested_file=ingested,
     )
 
@@ -246,7 +271,8 @@ def _ingested_file_fail(*, ingested: IngestedFile, exc: BaseException) -> None:
         severity=Severity.ERROR,
         title=f"Ingestion of {ingested.original_name} failed",
         message=f"{reason}\nThe file stays in raw/ and every run retries it until it goes through.",
-        dedup_key=f"ingestion-failed:{ingested.sha256}",
+        model_name=ingested.model_name,
+        dedup_key=f"ingestion-failed:{ingested.model_name}:{ingested.sha256}",
         ingested_file=ingested,
     )
 
@@ -254,7 +280,7 @@ def _ingested_file_fail(*, ingested: IngestedFile, exc: BaseException) -> None:
 def ingested_file_process(
     *, path: Path, run: IngestionRun, served=None, config: IngestionConfig | None = None
 ) -> IngestedFile | None:
-    """Claim, split, record and archive one raw file.
+    """Claim, split, record and archive one raw file of the run's model.
 
     Returns the file's record if this run processed it (DONE, QUARANTINED, or
     FAILED: see its ``reason``), None if it was not this run's to process
@@ -271,11 +297,11 @@ def ingested_file_process(
             _finished_file_seen_again(path=path, existing=existing)
         return None
 
-    folders = data_folders()
+    folders = data_folders(run.model_name)
     stem = _output_stem(path.name, sha256)
     good_path, bad_path = folders["good"] / f"{stem}.csv", folders["bad"] / f"{stem}.csv"
     try:
-        served = served or loader().get()
+        served = served or loader().get(run.model_name)
         result = file_validate_and_split(
             raw_path=path,
             profile=served.profile,
@@ -320,7 +346,9 @@ def ingested_file_process(
             if result.good_path:
                 from predictions.services import good_file_register
 
-                good_file_register(path=str(result.good_path), sha256=sha256, rows=result.rows_good)
+                good_file_register(
+                    model_name=served.name, path=str(result.good_path), sha256=sha256, rows=result.rows_good
+                )
             ingested.refresh_from_db()
             _alert_for_file(ingested=ingested, issues=result.issues, config=config)
     except Exception as exc:  # ours, not the file's: recorded on the file and retried by the next run
@@ -336,19 +364,19 @@ def ingested_file_process(
 
 
 def ingestion_run_execute(
-    *, min_age_seconds: float | None = None, config: IngestionConfig | None = None
+    *, model_name: str, min_age_seconds: float | None = None, config: IngestionConfig | None = None
 ) -> IngestionRun:
-    """One pass over raw/: every complete file not ingested yet (overlapping passes are safe)."""
+    """One pass over the model's raw/: every complete file not ingested yet (overlapping passes are safe)."""
     config = config or IngestionConfig.from_settings(min_age_seconds=min_age_seconds)
-    run = IngestionRun.objects.create()
-    raw = data_folders()["raw"]
+    raw = data_folders(model_name)["raw"]
+    run = IngestionRun.objects.create(model_name=model_name)
     candidates = [p for p in raw.iterdir() if file_is_complete(p, min_age_seconds=config.min_age_seconds)]
     candidates.sort(key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.name))  # oldest first
     candidates = candidates[: config.max_files_per_run]
     processed, errors, served = 0, [], None
     if candidates:
         try:
-            served = loader().get()
+            served = loader().get(model_name)
         except ModelUnavailable as exc:
             errors.append(f"no model in production, files stay in raw/: {exc}")
             candidates = []

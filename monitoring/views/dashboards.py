@@ -19,14 +19,9 @@ from django.utils import timezone
 from predictions.models import Source
 
 from .. import charts
-from ..params import model_name_param
 from ..selectors import dashboards as selectors
 from ..services.drift import PREDICTION_FEATURE
 from ..services.rollups import rollups_position
-
-
-def _model_name(request) -> str:
-    return model_name_param(request.GET.get("model"), default=settings.MLAPP_MODEL_NAME)
 
 
 def _volume_chart(series: dict | None) -> str | None:
@@ -39,8 +34,17 @@ def _volume_chart(series: dict | None) -> str | None:
 
 
 @login_required
-def overview(request):
-    model_name = _model_name(request)
+def overview_all(request):
+    """Every served model with its state: the home page."""
+    return render(
+        request,
+        "monitoring/dashboards/overview_all.html",
+        {"nav": "overview", "deployments": selectors.deployment_states(), "alerts": selectors.alerts_open(limit=5)},
+    )
+
+
+@login_required
+def overview(request, model_name: str):
     production = selectors.production_summary(model_name=model_name)
     report = selectors.drift_report_latest(model_name=model_name)
     now = timezone.now()
@@ -52,16 +56,16 @@ def overview(request):
         request,
         "monitoring/dashboards/overview.html",
         {
-            "nav": "overview",
+            "nav": "model_overview",
             "model_name": model_name,
             "production": production,
-            "ingestion": selectors.ingestion_latest(),
+            "ingestion": selectors.ingestion_latest(model_name=model_name),
             "scheduled_run": selectors.scheduled_run_latest(model_name=model_name),
             "report": report,
             "drifted_features": [f for f in selectors.drift_report_features(report=report) if f.drifted]
             if report
             else [],
-            "alerts": selectors.alerts_open(limit=5),
+            "alerts": selectors.alerts_open(model_name=model_name, limit=5),
             "drift_every": settings.MLAPP_DRIFT_EVERY_MINUTES,
             "predictions_48h": sum(p["n"] for p in points),
             "rollups_position": series["rollups_position"],
@@ -70,8 +74,7 @@ def overview(request):
     )
 
 
-def _drift_page(request, report):
-    model_name = report.model_name if report else _model_name(request)
+def _drift_page(request, model_name: str, report):
     history = selectors.drift_history(model_name=model_name, limit=2000) if report else []
     share_history = selectors.drift_share_history(model_name=model_name, limit=100) if report else []
     return render(
@@ -91,27 +94,27 @@ def _drift_page(request, report):
 
 
 @login_required
-def drift(request):
-    return _drift_page(request, selectors.drift_report_latest(model_name=_model_name(request)))
+def drift(request, model_name: str):
+    return _drift_page(request, model_name, selectors.drift_report_latest(model_name=model_name))
 
 
 @login_required
-def drift_report(request, pk: int):
-    report = selectors.drift_report_get(report_id=pk)
+def drift_report(request, model_name: str, pk: int):
+    report = selectors.drift_report_get(report_id=pk, model_name=model_name)
     if report is None:
-        raise Http404(f"No drift report #{pk}")
-    return _drift_page(request, report)
+        raise Http404(f"{model_name} has no drift report #{pk}")
+    return _drift_page(request, model_name, report)
 
 
 @login_required
-def drift_feature(request, feature: str):
+def drift_feature(request, model_name: str, feature: str):
     report_id = request.GET.get("report")
     if report_id:
         if not report_id.isdigit():
             raise Http404("report must be a report number")
-        report = selectors.drift_report_get(report_id=int(report_id))
+        report = selectors.drift_report_get(report_id=int(report_id), model_name=model_name)
     else:
-        report = selectors.drift_report_latest(model_name=_model_name(request))
+        report = selectors.drift_report_latest(model_name=model_name)
     if report is None:
         raise Http404("No drift report yet: run a drift check first")
     row = selectors.feature_drift_get(report=report, feature=feature)
@@ -124,6 +127,7 @@ def drift_feature(request, feature: str):
         "monitoring/dashboards/feature.html",
         {
             "nav": "drift",
+            "model_name": model_name,
             "report": report,
             "row": row,
             "label": label,
@@ -143,8 +147,7 @@ class PredictionSeriesForm(forms.Form):
 
 
 @login_required
-def prediction_series(request):
-    model_name = _model_name(request)
+def prediction_series(request, model_name: str):
     data = request.GET.copy()
     data.setdefault("granularity", selectors.HOUR)
     form = PredictionSeriesForm(data)
@@ -166,7 +169,7 @@ def prediction_series(request):
         request,
         "monitoring/dashboards/predictions.html",
         {
-            "nav": "overview",
+            "nav": "model_overview",
             "tab": "predictions",
             "model_name": model_name,
             "form": form,
@@ -182,17 +185,18 @@ def prediction_series(request):
 
 
 @login_required
-def data_quality(request):
+def data_quality(request, model_name: str):
     days = request.GET.get("days", "30")
     days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 30
     now = timezone.now()
-    series = selectors.data_quality_series(since=now - timedelta(days=days), until=now)
+    series = selectors.data_quality_series(model_name=model_name, since=now - timedelta(days=days), until=now)
     return render(
         request,
         "monitoring/dashboards/quality.html",
         {
-            "nav": "overview",
+            "nav": "model_overview",
             "tab": "quality",
+            "model_name": model_name,
             "days": days,
             "series": series,
             "n_files": len(series["files"]),
@@ -205,8 +209,7 @@ def data_quality(request):
 
 
 @login_required
-def performance(request):
-    model_name = _model_name(request)
+def performance(request, model_name: str):
     granularity = request.GET.get("granularity") or selectors.DAY
     if granularity not in (selectors.HOUR, selectors.DAY):
         granularity = selectors.DAY
@@ -216,7 +219,7 @@ def performance(request):
         request,
         "monitoring/dashboards/performance.html",
         {
-            "nav": "overview",
+            "nav": "model_overview",
             "tab": "performance",
             "model_name": model_name,
             "granularity": granularity,

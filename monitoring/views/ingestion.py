@@ -11,17 +11,20 @@ from django.views.decorators.http import require_POST
 
 from mlapp.task_queue import TaskQueueUnavailable, task_send
 from models_registry.permissions import staff_required
+from models_registry.selectors import deployment_list
 
 from ..models import Alert, IngestedFile
+from ..params import model_name_param
 from ..selectors import ingestion as selectors
 from ..services.alerts import alert_acknowledge as alert_acknowledge_service
+from ..services.ingestion import data_folders
 
 PAGE_SIZE = 50
 
 
-def _scheduled_runs_url() -> str | None:
+def _scheduled_runs_url(model_name: str) -> str | None:
     try:
-        return reverse("predictions:scheduled_runs")
+        return reverse("predictions:scheduled_runs", args=[model_name])
     except NoReverseMatch:  # the predictions app has not wired that page
         return None
 
@@ -34,27 +37,28 @@ def _int_or_none(value) -> int | None:
 
 
 @login_required
-def ingestion_overview(request):
+def ingestion_overview(request, model_name: str):
     status = request.GET.get("status") or None
     if status not in IngestedFile.Status.values:
         status = None
     run_id = _int_or_none(request.GET.get("run"))
-    page = Paginator(selectors.ingested_file_list(status=status, run_id=run_id), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    files = selectors.ingested_file_list(model_name=model_name, status=status, run_id=run_id)
+    page = Paginator(files, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "monitoring/ingestion/overview.html",
         {
             "nav": "ingestion",
+            "model_name": model_name,
+            "raw_folder": data_folders(model_name)["raw"],
             "page": page,
             "status": status or "",
             "run_id": run_id,
             "statuses": IngestedFile.Status.choices,
-            "runs": selectors.ingestion_run_list(limit=15),
-            "totals": selectors.ingestion_totals(),
-            "alert_counts": selectors.alert_counts(),
-            "scheduled_runs_url": _scheduled_runs_url(),
+            "runs": selectors.ingestion_run_list(model_name=model_name, limit=15),
+            "totals": selectors.ingestion_totals(model_name=model_name),
+            "alert_counts": selectors.alert_counts(model_name=model_name),
+            "scheduled_runs_url": _scheduled_runs_url(model_name),
         },
     )
 
@@ -69,11 +73,12 @@ def ingested_file_detail(request, pk):
         "monitoring/ingestion/file_detail.html",
         {
             "nav": "ingestion",
+            "model_name": ingested_file.model_name,
             "file": ingested_file,
             "issues": selectors.ingested_file_issues(ingested_file=ingested_file),
             "preview": selectors.quarantine_preview(ingested_file=ingested_file),
             "alerts": ingested_file.alerts.order_by("-created_at"),
-            "scheduled_runs_url": _scheduled_runs_url(),
+            "scheduled_runs_url": _scheduled_runs_url(ingested_file.model_name),
         },
     )
 
@@ -86,7 +91,9 @@ def alert_list(request):
     kind = request.GET.get("kind") or None
     if kind not in Alert.Kind.values:
         kind = None
-    page = Paginator(selectors.alert_list(state=state, kind=kind), PAGE_SIZE).get_page(request.GET.get("page"))
+    model = model_name_param(request.GET.get("model"), default=None)
+    alerts = selectors.alert_list(state=state, kind=kind, model_name=model)
+    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "monitoring/ingestion/alert_list.html",
@@ -95,9 +102,12 @@ def alert_list(request):
             "page": page,
             "state": state,
             "kind": kind or "",
+            "model": model or "",
+            "model_name": model,
+            "models": [d.name for d in deployment_list()],
             "states": selectors.ALERT_STATES,
             "kinds": Alert.Kind.choices,
-            "counts": selectors.alert_counts(),
+            "counts": selectors.alert_counts(model_name=model),
         },
     )
 
@@ -117,13 +127,13 @@ def alert_acknowledge(request, pk):
 
 @staff_required
 @require_POST
-def ingestion_run_now(request):
+def ingestion_run_now(request, model_name: str):
     from ..tasks import ingest_raw_files_task
 
     try:
-        task_send(ingest_raw_files_task)
+        task_send(ingest_raw_files_task, model_name)
     except TaskQueueUnavailable as exc:
-        messages.error(request, f"{exc}. Run `scripts/manage ingest` on the server instead.")
+        messages.error(request, f"{exc}. Run `scripts/manage ingest --model {model_name}` on the server instead.")
     else:
         messages.success(request, "An ingestion run was queued; new files appear here when it finishes.")
-    return redirect("monitoring:ingestion")
+    return redirect("monitoring:ingestion", model_name=model_name)

@@ -39,12 +39,13 @@ class BatchFileError(ValueError):
     """The whole file cannot be scored; the message says why."""
 
 
-def batch_job_create(*, upload, actor) -> BatchJob:
+def batch_job_create(*, model_name: str, upload, actor) -> BatchJob:
+    """Save an uploaded CSV and queue its scoring by `model_name`'s production version."""
     from ..tasks import batch_job_run_task
 
     directory = Path(settings.MLAPP_UPLOAD_DIR) / "batch"
     job = BatchJob.objects.create(
-        model_name=settings.MLAPP_MODEL_NAME,
+        model_name=model_name,
         input_path="",
         original_filename=Path(upload.name).name[:255],
         created_by=actor,

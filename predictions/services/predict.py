@@ -34,24 +34,27 @@ class PredictionResponse:
     warnings: list[FieldError]  # accepted, but worth knowing (a category unseen in training)
 
 
-def served_model_get(model_name: str | None = None) -> ServedModel:
-    """The model answering now: the `production` version of the served model."""
-    return loader().get(model_name or settings.MLAPP_MODEL_NAME)
+def served_model_get(model_name: str) -> ServedModel:
+    """The version of `model_name` answering now: its `production` version."""
+    return loader().get(model_name)
 
 
 def predictions_make(
     *,
+    model_name: str,
     records: list,
     source: str,
     request_id: str | None = None,
     served: ServedModel | None = None,
 ) -> PredictionResponse:
-    """Score rows given as JSON objects and store one inference-log row each.
+    """Score rows given as JSON objects with `model_name` and store one inference-log row each.
 
     Raises `InputValidationError` naming every bad row and field; nothing is
     stored then. The response names the version that actually answered.
     """
-    served = served or served_model_get()
+    served = served or served_model_get(model_name)
+    if served.name != model_name:
+        raise ValueError(f"asked for {model_name}, given a version of {served.name}")
     started = time.perf_counter()
     cleaned = records_validate(records=records, specs=served.specs, max_rows=settings.MLAPP_PREDICT_MAX_ROWS)
     outputs = served.predict_records(cleaned)

@@ -1,4 +1,4 @@
-"""The scheduled prediction job: score good files not yet scored, exactly once.
+"""The scheduled prediction job, one per model: score its good files not yet scored, exactly once.
 
 Files are claimed one at a time through the database (SELECT ... FOR UPDATE
 SKIP LOCKED), so overlapping runs and several workers share the work. Rows are
@@ -30,10 +30,11 @@ STALE_CLAIM = timedelta(minutes=10)
 CHUNK_ROWS = 50_000
 
 
-def _claim_next_file() -> GoodFile | None:
+def _claim_next_file(model_name: str) -> GoodFile | None:
     with transaction.atomic():
         good_file = (
             GoodFile.objects.select_for_update(skip_locked=True)
+            .filter(model_name=model_name)
             .filter(
                 Q(status=GoodFile.Status.PENDING)
                 | Q(status=GoodFile.Status.SCORING, claimed_at__lt=timezone.now() - STALE_CLAIM)
@@ -68,11 +69,11 @@ def _score_file(good_file: GoodFile, served, run: ScheduledRun, chunk_rows: int)
     return written
 
 
-def scheduled_scoring_run(*, chunk_rows: int = CHUNK_ROWS) -> ScheduledRun:
-    """One pass: claim and score files until none is left; returns the run's record."""
-    run = ScheduledRun.objects.create(model_name="")
+def scheduled_scoring_run(*, model_name: str, chunk_rows: int = CHUNK_ROWS) -> ScheduledRun:
+    """One pass for `model_name`: claim and score its good files until none is left; returns the run's record."""
+    run = ScheduledRun.objects.create(model_name=model_name)
     try:
-        served = served_model_get()
+        served = served_model_get(model_name)
     except ModelUnavailable as exc:
         ScheduledRun.objects.filter(pk=run.pk).update(
             status=ScheduledRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
@@ -82,7 +83,7 @@ def scheduled_scoring_run(*, chunk_rows: int = CHUNK_ROWS) -> ScheduledRun:
     files = rows = 0
     errors = []
     try:
-        while (good_file := _claim_next_file()) is not None:
+        while (good_file := _claim_next_file(model_name)) is not None:
             try:
                 rows += _score_file(good_file, served, run, chunk_rows)
             except (OSError, ValueError, pd.errors.ParserError) as exc:  # the file's fault: not retried

@@ -36,7 +36,12 @@ def webhook_server():
 
 def _raise(key="file:abc"):
     return alert_raise(
-        kind="data_quality", severity="error", title="40% bad rows in x.csv", message="details", dedup_key=key
+        kind="data_quality",
+        severity="error",
+        model_name="m",
+        title="40% bad rows in x.csv",
+        message="details",
+        dedup_key=key,
     )
 
 

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -5,28 +7,42 @@ from models_registry import mlflow_access, selectors
 from models_registry.models import AliasChange, ModelVersion
 from models_registry.training import model_train
 from monitoring.services.bootstrap import platform_bootstrap
-from monitoring.services.schedules import default_periodic_tasks, periodic_tasks_setup
+from monitoring.services.schedules import default_periodic_tasks, model_periodic_tasks, periodic_tasks_setup
 
 pytestmark = pytest.mark.django_db
 
 
-def test_periodic_tasks_are_created_once_and_admin_edits_are_kept():
-    periodic_tasks_setup()
-    names = {spec["name"] for spec in default_periodic_tasks()}
-    assert set(PeriodicTask.objects.values_list("name", flat=True)) >= names
-    ingest = PeriodicTask.objects.get(name="ingest raw files")
+def test_periodic_tasks_are_created_once_per_model_and_admin_edits_are_kept():
+    periodic_tasks_setup(model_names=["a", "b"])
+    names = {spec["name"] for spec in default_periodic_tasks()} | {
+        spec["name"] for model in ("a", "b") for spec in model_periodic_tasks(model)
+    }
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) == names
+    ingest = PeriodicTask.objects.get(name="ingest raw files · a")
     assert ingest.task == "monitoring.ingest_raw_files" and ingest.interval.every == 60
+    assert json.loads(ingest.kwargs) == {"model_name": "a"}
+    assert json.loads(PeriodicTask.objects.get(name="check drift · b").kwargs) == {"model_name": "b"}
     assert 0 < ingest.expire_seconds < 60
     # A person changes the interval in the admin; set-up runs again (next start).
     ingest.interval = IntervalSchedule.objects.create(every=300, period=IntervalSchedule.SECONDS)
     ingest.save()
 
-    lines = periodic_tasks_setup()
+    lines = periodic_tasks_setup(model_names=["a", "b"])
 
     ingest.refresh_from_db()
     assert ingest.interval.every == 300
     assert PeriodicTask.objects.filter(name__in=names).count() == len(names)
-    assert any(line.startswith("kept ingest raw files") for line in lines)
+    assert any(line.startswith("kept ingest raw files · a") for line in lines)
+
+
+def test_the_single_model_schedules_are_retired():
+    interval = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="ingest raw files", task="monitoring.ingest_raw_files", interval=interval)
+
+    lines = periodic_tasks_setup()
+
+    assert not PeriodicTask.objects.filter(name="ingest raw files").exists()
+    assert "removed ingest raw files: now one schedule per model" in lines
 
 
 def test_bootstrap_trains_promotes_once_and_creates_the_admin(
@@ -45,7 +61,8 @@ def test_bootstrap_trains_promotes_once_and_creates_the_admin(
     production = mlflow_access.client().get_model_version_by_alias(unique_model_name, "production")
     assert int(production.version) == 1
     assert AliasChange.objects.get(model_name=unique_model_name).action == "bootstrap"
-    assert all((tmp_path / "data" / d).is_dir() for d in ("raw", "good", "bad", "archive"))
+    assert all((tmp_path / "data" / d / unique_model_name).is_dir() for d in ("raw", "good", "bad", "archive"))
+    assert PeriodicTask.objects.filter(name=f"ingest raw files · {unique_model_name}").exists()
     # Someone trains a version of their own under the demo's name: the next start leaves it all alone.
     model_train(csv=housing_csv, target="price", name=unique_model_name, actor_label="alice")
     third = platform_bootstrap(dataset="housing", demo_name=unique_model_name)

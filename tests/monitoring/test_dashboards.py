@@ -16,6 +16,7 @@ from monitoring.services.drift import PREDICTION_FEATURE, drift_report_create
 from monitoring.services.rollups import prediction_rollups_refresh
 from monitoring.tasks import refresh_prediction_rollups_task
 from predictions.models import Prediction, ScheduledRun
+from tests.conftest import CHURN
 from tests.monitoring.test_drift_service import served_rows_write
 
 pytestmark = pytest.mark.django_db
@@ -88,9 +89,13 @@ def test_prediction_series_per_minute_hour_and_day_agree(churn_model):
     prediction_rollups_refresh()
     since = now - timedelta(hours=3)
 
-    minute = selectors.prediction_series(granularity="minute", since=since, until=now + timedelta(seconds=1))
-    hour = selectors.prediction_series(granularity="hour", since=since, until=now + timedelta(seconds=1))
-    day = selectors.prediction_series(granularity="day")
+    minute = selectors.prediction_series(
+        model_name=churn_model.name, granularity="minute", since=since, until=now + timedelta(seconds=1)
+    )
+    hour = selectors.prediction_series(
+        model_name=churn_model.name, granularity="hour", since=since, until=now + timedelta(seconds=1)
+    )
+    day = selectors.prediction_series(model_name=churn_model.name, granularity="day")
 
     for series in (minute, hour, day):
         assert sum(p["n"] for p in series["points"]) == 240
@@ -99,9 +104,11 @@ def test_prediction_series_per_minute_hour_and_day_agree(churn_model):
     assert {p["model_version"] for p in hour["points"]} == {churn_model.version}
 
     with pytest.raises(selectors.SeriesError, match="at most 12 hours"):
-        selectors.prediction_series(granularity="minute", since=now - timedelta(days=1), until=now)
+        selectors.prediction_series(
+            model_name=churn_model.name, granularity="minute", since=now - timedelta(days=1), until=now
+        )
     with pytest.raises(selectors.SeriesError, match="granularity must be one of"):
-        selectors.prediction_series(granularity="week")
+        selectors.prediction_series(model_name=churn_model.name, granularity="week")
 
 
 def test_performance_series_matches_the_feedback(churn_model, housing_model):
@@ -133,8 +140,9 @@ def test_performance_series_matches_the_feedback(churn_model, housing_model):
 
 
 def test_pages_need_a_login(client):
-    for name in ("overview", "drift", "prediction_series", "data_quality", "performance"):
-        response = client.get(reverse(f"monitoring:{name}"))
+    assert "/accounts/login/" in client.get(reverse("monitoring:overview"))["Location"]
+    for name in ("model_overview", "drift", "prediction_series", "data_quality", "performance"):
+        response = client.get(reverse(f"monitoring:{name}", args=[CHURN]))
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], name
 
 
@@ -147,10 +155,10 @@ def test_drifted_stream_shows_on_the_overview_and_feature_page(user_client, chur
     """Acceptance: drift turned on → dataset drift on the overview, an alert, the shifted distribution."""
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.8)
     prediction_rollups_refresh()
-    report = drift_report_create()
+    report = drift_report_create(model_name=churn_model.name)
     ScheduledRun.objects.create(model_name=churn_model.name, model_version=churn_model.version, rows_scored=42)
 
-    page = user_client.get(reverse("monitoring:overview"))
+    page = user_client.get(reverse("monitoring:model_overview", args=[churn_model.name]))
 
     assert page.status_code == 200
     html = page.content.decode()
@@ -161,7 +169,7 @@ def test_drifted_stream_shows_on_the_overview_and_feature_page(user_client, chur
     assert 'class="plotly-graph-div"' in html and "plotly/plotly.min.js" in html
     assert "cdn" not in html.lower()
 
-    feature = user_client.get(reverse("monitoring:drift_feature", args=["age"]))
+    feature = user_client.get(reverse("monitoring:drift_feature", args=[churn_model.name, "age"]))
 
     assert feature.status_code == 200
     html = feature.content.decode()
@@ -171,80 +179,94 @@ def test_drifted_stream_shows_on_the_overview_and_feature_page(user_client, chur
 
 
 def test_drift_pages_for_a_classification_model(user_client, churn_model):
-    response = user_client.get(reverse("monitoring:drift"))
+    response = user_client.get(reverse("monitoring:drift", args=[churn_model.name]))
     assert response.status_code == 200 and "No drift report yet" in response.content.decode()
-    assert user_client.get(reverse("monitoring:drift_feature", args=["age"])).status_code == 404
+    assert user_client.get(reverse("monitoring:drift_feature", args=[churn_model.name, "age"])).status_code == 404
 
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.8)
-    first = drift_report_create()
-    second = drift_report_create(last_n=200)
+    first = drift_report_create(model_name=churn_model.name)
+    second = drift_report_create(model_name=churn_model.name, last_n=200)
 
-    latest = user_client.get(reverse("monitoring:drift")).content.decode()
+    latest = user_client.get(reverse("monitoring:drift", args=[churn_model.name])).content.decode()
     assert f"Latest report #{second.pk}" in latest and "contract" in latest and "<em>predictions</em>" in latest
-    older = user_client.get(reverse("monitoring:drift_report", args=[first.pk])).content.decode()
+    older = user_client.get(reverse("monitoring:drift_report", args=[churn_model.name, first.pk])).content.decode()
     assert f"Report #{first.pk}" in older and '300 <span class="small muted">served rows</span>' in older
-    output = user_client.get(reverse("monitoring:drift_feature", args=[PREDICTION_FEATURE]) + f"?report={first.pk}")
+    output = user_client.get(
+        reverse("monitoring:drift_feature", args=[churn_model.name, PREDICTION_FEATURE]) + f"?report={first.pk}"
+    )
     assert output.status_code == 200 and "Drift · predictions" in output.content.decode()
-    assert user_client.get(reverse("monitoring:drift_feature", args=["salary"])).status_code == 404
-    assert user_client.get(reverse("monitoring:drift_report", args=[99999])).status_code == 404
+    assert user_client.get(reverse("monitoring:drift_feature", args=[churn_model.name, "salary"])).status_code == 404
+    assert user_client.get(reverse("monitoring:drift_report", args=[churn_model.name, 99999])).status_code == 404
 
 
 def test_pages_for_a_regression_model(user_client, housing_model):
     served_rows_write(housing_model, dataset="housing", n_rows=300, drift=0.8, feedback=True)
     prediction_rollups_refresh()
-    drift_report_create()
+    drift_report_create(model_name=housing_model.name)
 
-    overview = user_client.get(reverse("monitoring:overview")).content.decode()
+    overview = user_client.get(reverse("monitoring:model_overview", args=[housing_model.name])).content.decode()
     assert housing_model.name in overview and "dataset drift" in overview
-    feature = user_client.get(reverse("monitoring:drift_feature", args=["area_m2"])).content.decode()
+    feature = user_client.get(
+        reverse("monitoring:drift_feature", args=[housing_model.name, "area_m2"])
+    ).content.decode()
     assert "Served vs training distribution" in feature and '"name":"served"' in feature
-    output = user_client.get(reverse("monitoring:drift_feature", args=[PREDICTION_FEATURE])).content.decode()
+    output = user_client.get(
+        reverse("monitoring:drift_feature", args=[housing_model.name, PREDICTION_FEATURE])
+    ).content.decode()
     assert '"name":"training"' in output
     for granularity in ("minute", "hour", "day"):
-        page = user_client.get(reverse("monitoring:prediction_series"), {"granularity": granularity})
+        page = user_client.get(
+            reverse("monitoring:prediction_series", args=[housing_model.name]), {"granularity": granularity}
+        )
         html = page.content.decode()
         assert page.status_code == 200 and "Predicted value per" in html and '"name":"mean"' in html, granularity
-    performance = user_client.get(reverse("monitoring:performance")).content.decode()
+    performance = user_client.get(reverse("monitoring:performance", args=[housing_model.name])).content.decode()
     assert "MAE and RMSE" in performance and f'"name":"v{housing_model.version} rmse"' in performance
 
 
 def test_prediction_and_performance_pages_for_a_classification_model(user_client, churn_model):
-    performance = user_client.get(reverse("monitoring:performance")).content.decode()
+    performance = user_client.get(reverse("monitoring:performance", args=[churn_model.name])).content.decode()
     assert "No feedback yet" in performance
 
     served_rows_write(churn_model, dataset="churn", n_rows=200, feedback=True, source="batch")
     prediction_rollups_refresh()
 
     page = user_client.get(
-        reverse("monitoring:prediction_series"),
+        reverse("monitoring:prediction_series", args=[churn_model.name]),
         {"granularity": "hour", "model_version": churn_model.version, "source": "batch"},
     ).content.decode()
     assert "Predicted labels per hour" in page and '"name":"yes"' in page and "200 predictions" in page
-    empty = user_client.get(reverse("monitoring:prediction_series"), {"source": "web"}).content.decode()
+    empty = user_client.get(
+        reverse("monitoring:prediction_series", args=[churn_model.name]), {"source": "web"}
+    ).content.decode()
     assert "No predictions in this interval" in empty
-    bad = user_client.get(reverse("monitoring:prediction_series"), {"granularity": "week"}).content.decode()
+    bad = user_client.get(
+        reverse("monitoring:prediction_series", args=[churn_model.name]), {"granularity": "week"}
+    ).content.decode()
     assert "Select a valid choice" in bad
 
-    performance = user_client.get(reverse("monitoring:performance")).content.decode()
+    performance = user_client.get(reverse("monitoring:performance", args=[churn_model.name])).content.decode()
     assert "Accuracy and macro F1" in performance and "accuracy" in performance
 
 
 def test_data_quality_page_shows_bad_shares_and_issues_by_rule(user_client):
-    page = user_client.get(reverse("monitoring:data_quality")).content.decode()
+    page = user_client.get(reverse("monitoring:data_quality", args=[CHURN])).content.decode()
     assert "No file ingested in this interval" in page
 
     good = IngestedFile.objects.create(
-        original_name="a.csv", sha256="a" * 64, status="done", rows_in=100, rows_good=90, rows_bad=10
+        model_name=CHURN, original_name="a.csv", sha256="a" * 64, status="done", rows_in=100, rows_good=90, rows_bad=10
     )
-    IngestedFile.objects.create(original_name="b.csv", sha256="b" * 64, status="quarantined", rows_in=5, rows_bad=5)
+    IngestedFile.objects.create(
+        model_name=CHURN, original_name="b.csv", sha256="b" * 64, status="quarantined", rows_in=5, rows_bad=5
+    )
     DataQualityIssue.objects.create(ingested_file=good, rule="out_of_range", column="age", severity="error", count=7)
     DataQualityIssue.objects.create(ingested_file=good, rule="missing_value", column="plan", severity="error", count=3)
 
-    page = user_client.get(reverse("monitoring:data_quality"), {"days": "7"}).content.decode()
+    page = user_client.get(reverse("monitoring:data_quality", args=[CHURN]), {"days": "7"}).content.decode()
     assert "2 files, 105 rows, 15 quarantined" in page
     assert '"name":"out_of_range"' in page and '"name":"missing_value"' in page and "a.csv" in page
 
-    series = selectors.data_quality_series()
+    series = selectors.data_quality_series(model_name=CHURN)
     assert [f["bad_share"] for f in series["files"]] == [0.1, 1.0]
     assert {(i["rule"], i["rows"]) for i in series["issues_by_rule"]} == {("out_of_range", 7), ("missing_value", 3)}
 
@@ -262,9 +284,9 @@ def test_drift_report_api(api_client_factory, churn_model, staff_user, plain_use
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.8)
     user_api = api_client_factory(plain_user)
     staff_api = api_client_factory(staff_user)
-    url = reverse("monitoring_api:drift_reports")
+    url = reverse("monitoring_api:drift_reports", args=[churn_model.name])
 
-    assert user_api.get(reverse("monitoring_api:drift_verdict")).status_code == 404
+    assert user_api.get(reverse("monitoring_api:drift_verdict", args=[churn_model.name])).status_code == 404
     assert user_api.post(url, {}, format="json").status_code == 403
     refused = staff_api.post(url, {"last_n": 0, "source": "fax"}, format="json")
     assert refused.status_code == 400 and set(refused.json()) == {"last_n", "source"}
@@ -278,14 +300,16 @@ def test_drift_report_api(api_client_factory, churn_model, staff_user, plain_use
     listed = user_api.get(url, {"model_name": churn_model.name}).json()
     assert [r["id"] for r in listed] == [body["id"]]
     assert user_api.get(url, {"limit": "x"}).status_code == 400
-    detail = user_api.get(reverse("monitoring_api:drift_report", args=[body["id"]])).json()
+    detail = user_api.get(reverse("monitoring_api:drift_report", args=[churn_model.name, body["id"]])).json()
     assert detail["config"]["window"]["last_n"] == 250
-    assert user_api.get(reverse("monitoring_api:drift_report", args=[999999])).status_code == 404
-    verdict = user_api.get(reverse("monitoring_api:drift_verdict")).json()
+    assert user_api.get(reverse("monitoring_api:drift_report", args=[churn_model.name, 999999])).status_code == 404
+    verdict = user_api.get(reverse("monitoring_api:drift_verdict", args=[churn_model.name])).json()
     assert verdict["report_id"] == body["id"] and verdict["dataset_drift"] and "age" in verdict["drifted_features"]
-    history = user_api.get(reverse("monitoring_api:drift_history"), {"feature": "age"}).json()
+    history = user_api.get(reverse("monitoring_api:drift_history", args=[churn_model.name]), {"feature": "age"}).json()
     assert len(history) == 1 and history[0]["drifted"] and history[0]["effect_threshold"] == 0.1
-    assert user_api.get(reverse("monitoring_api:drift_history")).status_code == 400  # feature is required
+    assert (
+        user_api.get(reverse("monitoring_api:drift_history", args=[churn_model.name])).status_code == 400
+    )  # feature is required
 
     nothing = staff_api.post(url, {"source": "web"}, format="json")
     assert nothing.status_code == 400 and "0 served rows" in nothing.json()["detail"]
@@ -296,19 +320,26 @@ def test_series_api(api_client_factory, plain_user, churn_model):
     prediction_rollups_refresh()
     api = api_client_factory(plain_user)
 
-    predictions = api.get(reverse("monitoring_api:series_predictions"), {"granularity": "day"}).json()
+    predictions = api.get(
+        reverse("monitoring_api:series_predictions", args=[churn_model.name]), {"granularity": "day"}
+    ).json()
     assert predictions["granularity"] == "day" and sum(p["n"] for p in predictions["points"]) == 120
     assert predictions["points"][0]["time"].endswith("Z") or "+00:00" in predictions["points"][0]["time"]
     too_long = api.get(
-        reverse("monitoring_api:series_predictions"),
+        reverse("monitoring_api:series_predictions", args=[churn_model.name]),
         {"granularity": "minute", "since": "2026-01-01T00:00:00Z", "until": "2026-01-03T00:00:00Z"},
     )
     assert too_long.status_code == 400 and "at most 12 hours" in too_long.json()["detail"]
-    assert api.get(reverse("monitoring_api:series_predictions"), {"granularity": "week"}).status_code == 400
+    assert (
+        api.get(
+            reverse("monitoring_api:series_predictions", args=[churn_model.name]), {"granularity": "week"}
+        ).status_code
+        == 400
+    )
 
-    performance = api.get(reverse("monitoring_api:series_performance")).json()
+    performance = api.get(reverse("monitoring_api:series_performance", args=[churn_model.name])).json()
     assert performance["task"] == "classification" and sum(p["n_feedback"] for p in performance["points"]) == 120
-    quality = api.get(reverse("monitoring_api:series_data_quality")).json()
+    quality = api.get(reverse("monitoring_api:series_data_quality", args=[churn_model.name])).json()
     assert quality["files"] == [] and quality["issues_by_rule"] == []
 
 

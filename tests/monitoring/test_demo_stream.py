@@ -108,8 +108,9 @@ def test_bad_options_are_refused(changes, message):
 
 
 @pytest.mark.django_db
-def test_the_dataset_follows_the_served_model(housing_model):
-    assert demo_dataset_for_served_model() == "housing"
+def test_the_dataset_follows_the_model(housing_model, churn_model):
+    assert demo_dataset_for_served_model(model_name=housing_model.name) == "housing"
+    assert demo_dataset_for_served_model(model_name=churn_model.name) == "churn"
 
 
 @pytest.mark.django_db
@@ -117,16 +118,14 @@ def test_the_command_writes_one_file_for_the_served_model(churn_model, settings,
     settings.MLAPP_DATA_DIR = tmp_path
     out = io.StringIO()
 
-    call_command("demo_stream", "--once", "--rows", "30", stdout=out)
+    call_command("demo_stream", "--model", churn_model.name, "--once", "--rows", "30", stdout=out)
 
-    (written,) = (tmp_path / "raw").iterdir()
+    (written,) = (tmp_path / "raw" / churn_model.name).iterdir()
     assert written.name.startswith("demo-churn-") and len(_read(written)) == 30
     assert written.name in out.getvalue()
 
 
 @pytest.mark.django_db
 def test_the_command_says_what_is_missing_without_a_served_model(settings, mlflow_store):
-    settings.MLAPP_MODEL_NAME = "nothing-served-here"
-
     with pytest.raises(CommandError, match="no production version"):
-        call_command("demo_stream", "--once")
+        call_command("demo_stream", "--model", "nothing-served-here", "--once")

@@ -89,7 +89,7 @@ def _mean(distribution: dict, which: str) -> float:
 def test_drifted_stream_gives_dataset_drift_an_alert_and_stored_distributions(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.8)
 
-    report = drift_report_create()
+    report = drift_report_create(model_name=churn_model.name)
 
     assert report.model_name == churn_model.name and report.model_version == churn_model.version
     assert report.n_rows == 600 and report.dataset_drift
@@ -112,7 +112,7 @@ def test_drifted_stream_gives_dataset_drift_an_alert_and_stored_distributions(ch
     assert alert.kind == "drift" and alert.drift_report == report and alert.severity == "warning"
     assert f"{churn_model.name} v{churn_model.version}" in alert.title and "age" in alert.message
 
-    again = drift_report_create()
+    again = drift_report_create(model_name=churn_model.name)
     assert again.dataset_drift and DriftReport.objects.count() == 2
     assert Alert.objects.count() == 1  # one alert per model version and day
 
@@ -124,7 +124,7 @@ def test_drifted_stream_gives_dataset_drift_an_alert_and_stored_distributions(ch
 def test_undrifted_stream_gives_no_dataset_drift_and_no_alert(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.0, seed=7)
 
-    report = drift_report_create()
+    report = drift_report_create(model_name=churn_model.name)
 
     assert not report.dataset_drift and report.n_drifted <= 2
     assert not Alert.objects.exists()
@@ -134,7 +134,7 @@ def test_undrifted_stream_gives_no_dataset_drift_and_no_alert(churn_model):
 def test_regression_model_checks_its_numeric_predictions(housing_model):
     served_rows_write(housing_model, dataset="housing", n_rows=500, drift=0.8)
 
-    report = drift_report_create()
+    report = drift_report_create(model_name=housing_model.name)
 
     assert report.dataset_drift
     output = report.features.get(feature=PREDICTION_FEATURE)
@@ -150,20 +150,22 @@ def test_window_is_the_newest_rows_or_an_interval_or_a_source(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.0, seed=5, end=old_end, source="batch")
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.8, end=now, source="api")
 
-    newest = drift_report_create(last_n=300)
+    newest = drift_report_create(model_name=churn_model.name, last_n=300)
     assert newest.n_rows == 300 and newest.dataset_drift
     assert newest.window_start > old_end
     assert newest.config["window"]["last_n"] == 300
 
-    interval = drift_report_create(since=old_end - timedelta(days=1), until=old_end + timedelta(seconds=1))
+    interval = drift_report_create(
+        model_name=churn_model.name, since=old_end - timedelta(days=1), until=old_end + timedelta(seconds=1)
+    )
     assert interval.n_rows == 300 and not interval.dataset_drift
     assert interval.window_end <= old_end
 
-    batch = drift_report_create(source="batch")
+    batch = drift_report_create(model_name=churn_model.name, source="batch")
     assert batch.n_rows == 300 and not batch.dataset_drift
     assert batch.config["window"]["source"] == "batch"
 
-    everything = drift_report_create()  # default window: the model's newest 5,000 rows
+    everything = drift_report_create(model_name=churn_model.name)  # default window: the model's newest 5,000 rows
     assert everything.n_rows == 600
 
 
@@ -171,7 +173,7 @@ def test_window_query_extracts_only_the_profile_keys_and_is_bounded(churn_model)
     served_rows_write(churn_model, dataset="churn", n_rows=120)
 
     with CaptureQueriesContext(connection) as queries:
-        drift_report_create(last_n=100)
+        drift_report_create(model_name=churn_model.name, last_n=100)
 
     window_sql = next(q["sql"] for q in queries.captured_queries if 'FROM "predictions_prediction"' in q["sql"])
     select_list = window_sql.split(" FROM ")[0]
@@ -188,7 +190,7 @@ def test_critical_feature_decides_and_raises_an_error_alert(churn_model):
     DriftSettings.objects.create(model_name=churn_model.name, config={"drift_share": 1.0, "critical_features": ["age"]})
     served_rows_write(churn_model, dataset="churn", n_rows=400, drift=0.8)
 
-    report = drift_report_create()
+    report = drift_report_create(model_name=churn_model.name)
 
     assert report.dataset_drift and report.drifted_share < 1.0
     assert report.config["critical_drifted"] == ["age"]
@@ -204,7 +206,7 @@ def test_per_feature_thresholds_come_from_the_settings(churn_model):
     )
     served_rows_write(churn_model, dataset="churn", n_rows=400, drift=0.8)
 
-    report = drift_report_create()
+    report = drift_report_create(model_name=churn_model.name)
 
     age = report.features.get(feature="age")
     assert report.n_rows == 250
@@ -221,7 +223,7 @@ def test_invalid_settings_are_rejected_in_the_admin_and_at_check_time(churn_mode
     served_rows_write(churn_model, dataset="churn", n_rows=100)
 
     with pytest.raises(DriftCheckError, match=f"Drift settings of {churn_model.name} are invalid"):
-        drift_report_create()
+        drift_report_create(model_name=churn_model.name)
     assert not DriftReport.objects.exists() and not FeatureDrift.objects.exists()
 
 
@@ -230,7 +232,7 @@ def test_settings_naming_an_unknown_feature_fail_with_the_name(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=100)
 
     with pytest.raises(DriftCheckError, match="salary"):
-        drift_report_create()
+        drift_report_create(model_name=churn_model.name)
     assert not DriftReport.objects.exists()
 
 
@@ -238,10 +240,10 @@ def test_too_small_a_window_stores_nothing(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=20)
 
     with pytest.raises(DriftCheckError, match="20 served rows in the window, at least 50 needed"):
-        drift_report_create()
+        drift_report_create(model_name=churn_model.name)
     with pytest.raises(DriftCheckError, match="since"):
         now = timezone.now()
-        drift_report_create(since=now, until=now - timedelta(hours=1))
+        drift_report_create(model_name=churn_model.name, since=now, until=now - timedelta(hours=1))
     assert not DriftReport.objects.exists() and not Alert.objects.exists()
 
 
@@ -253,30 +255,44 @@ def test_a_model_without_production_version_cannot_be_checked(mlflow_store, uniq
 
 def test_check_drift_task_stores_a_report_and_skips_quietly_without_data(churn_model):
     assert check_drift_task.name == "monitoring.check_drift"
-    assert check_drift_task.delay().get() is None  # no served rows yet
+    assert check_drift_task.delay(churn_model.name).get() is None  # no served rows yet
     assert not DriftReport.objects.exists()
 
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.8)
-    report_id = check_drift_task.delay().get()
+    report_id = check_drift_task.delay(churn_model.name).get()
 
     report = DriftReport.objects.get(pk=report_id)
     assert report.dataset_drift and Alert.objects.filter(drift_report=report).exists()
 
 
-def test_check_drift_is_the_task_the_beat_schedule_names():
-    from monitoring.schedules import periodic_tasks
+def test_check_drift_is_the_task_each_model_s_beat_schedule_names():
+    from monitoring.schedules import model_periodic_tasks
 
-    assert "monitoring.check_drift" in {spec["task"] for spec in periodic_tasks()}
+    (spec,) = [spec for spec in model_periodic_tasks("m") if spec["task"] == "monitoring.check_drift"]
+    assert spec["kwargs"] == {"model_name": "m"}
+
+
+def test_drift_in_one_model_shows_and_alerts_on_that_model_only(churn_model, housing_model):
+    served_rows_write(churn_model, dataset="churn", n_rows=400, drift=0.8)
+    served_rows_write(housing_model, dataset="housing", n_rows=400, drift=0.0)
+
+    drifted = drift_report_create(model_name=churn_model.name)
+    calm = drift_report_create(model_name=housing_model.name)
+
+    assert drifted.dataset_drift and not calm.dataset_drift
+    assert set(Alert.objects.values_list("model_name", flat=True)) == {churn_model.name}
+    assert drift_latest_verdict(housing_model.name).dataset_drift is False
+    assert drift_latest_verdict(churn_model.name).dataset_drift is True
 
 
 def test_check_drift_command_prints_the_verdict(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=300, drift=0.8)
     out = StringIO()
 
-    call_command("check_drift", "--last-n", "200", stdout=out)
+    call_command("check_drift", "--model", churn_model.name, "--last-n", "200", stdout=out)
 
     text = out.getvalue()
     assert "DATASET DRIFT" in text and "on 200 rows" in text and "age" in text
     assert DriftReport.objects.get().n_rows == 200
     with pytest.raises(CommandError, match="no time zone"):
-        call_command("check_drift", "--since", "2026-01-01T00:00:00", stdout=StringIO())
+        call_command("check_drift", "--model", churn_model.name, "--since", "2026-01-01T00:00:00", stdout=StringIO())

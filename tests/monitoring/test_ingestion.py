@@ -25,15 +25,25 @@ from monitoring.services.demo_stream import DemoStreamConfig, demo_stream_file_w
 from monitoring.services.ingestion import IngestionConfig, ingestion_run_execute
 from monitoring.tasks import ingest_raw_files_task
 from predictions.models import GoodFile
-from tests.conftest import requires_postgres
+from tests.conftest import CHURN, requires_postgres
+
+
+class ModelFolders:
+    """``folders / "raw"`` is the churn model's raw folder (data/raw/test-churn/), and so on."""
+
+    def __init__(self, root: Path, model_name: str):
+        self.root, self.model_name = root, model_name
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name / self.model_name
 
 
 @pytest.fixture
 def folders(settings, tmp_path):
     settings.MLAPP_DATA_DIR = tmp_path
     settings.MLAPP_INGEST_MIN_AGE_SECONDS = 0
-    (tmp_path / "raw").mkdir()
-    return tmp_path
+    (tmp_path / "raw" / CHURN).mkdir(parents=True)
+    return ModelFolders(tmp_path, CHURN)
 
 
 def _raw(folders, name, content: bytes | str, age_seconds=60):
@@ -92,7 +102,7 @@ def _left_in(folder: Path) -> list[str]:
 def test_a_file_is_split_recorded_handed_over_and_archived(folders, churn_model):
     _raw(folders, "day1.csv", _csv(n_rows=50, changes={(3, "age"): "old", (7, "contract"): "lifetime"}))
 
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert (run.files_seen, run.files_processed, run.error) == (1, 1, "")
@@ -116,13 +126,13 @@ def test_a_file_is_split_recorded_handed_over_and_archived(folders, churn_model)
 @pytest.mark.django_db
 def test_the_task_and_the_command_run_a_pass(folders, churn_model):
     _raw(folders, "by-task.csv", _csv(n_rows=5, seed=1))
-    run_id = ingest_raw_files_task.delay().get()
+    run_id = ingest_raw_files_task.delay(CHURN).get()
     assert IngestionRun.objects.get(pk=run_id).files_processed == 1
 
     _raw(folders, "by-command.csv", _csv(n_rows=6, seed=2))
     out = io.StringIO()
     call_command("ingest", stdout=out)
-    assert "by-command.csv: done, 6 in = 6 good + 0 bad" in out.getvalue()
+    assert f"{CHURN}/by-command.csv: done, 6 in = 6 good + 0 bad" in out.getvalue()
 
 
 # --- whole-file failures and awkward files, each end to end ---------------------------
@@ -157,7 +167,7 @@ HEADER = _csv(n_rows=1).splitlines()[0]
 def test_unreadable_files_are_quarantined_whole_with_an_alert(folders, churn_model, content, rows, reason):
     _raw(folders, "broken.csv", content)
 
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert (ingested.status, ingested.rows_in, ingested.rows_bad) == ("quarantined", rows, rows)
@@ -178,7 +188,7 @@ def test_an_extra_column_is_left_out_of_good_rows_and_noted(folders, churn_model
     frame["customer_note"] = "vip"
     _raw(folders, "extra.csv", frame.to_csv(index=False))
 
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert (ingested.status, ingested.rows_good, ingested.rows_bad) == ("done", 19, 1)
@@ -195,7 +205,7 @@ def test_quoted_newlines_are_one_row_each(folders, churn_model):
     assert content.count("\n") == 12  # 11 records, one of them over two lines
     _raw(folders, "multiline.csv", content)
 
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert (ingested.rows_in, ingested.rows_good, ingested.rows_bad) == (10, 9, 1)
@@ -210,7 +220,7 @@ def test_files_still_being_written_wait_until_complete(folders, churn_model):
     _raw(folders, ".hidden.csv", _csv(n_rows=5, seed=2))
     fresh = _raw(folders, "fresh.csv", _csv(n_rows=5, seed=3), age_seconds=0)
 
-    run = ingestion_run_execute(min_age_seconds=30)
+    run = ingestion_run_execute(model_name=CHURN, min_age_seconds=30)
 
     assert run.files_seen == 0 and not IngestedFile.objects.exists()
     assert _left_in(folders / "raw") == [".hidden.csv", "coming.csv.part", "fresh.csv"]
@@ -219,7 +229,7 @@ def test_files_still_being_written_wait_until_complete(folders, churn_model):
     old = time.time() - 60
     os.utime(fresh, (old, old))
     os.utime(folders / "raw" / "coming.csv", (old, old))
-    run = ingestion_run_execute(min_age_seconds=30)
+    run = ingestion_run_execute(model_name=CHURN, min_age_seconds=30)
 
     assert run.files_processed == 2 and _left_in(folders / "raw") == [".hidden.csv"]
     for ingested in IngestedFile.objects.all():
@@ -238,8 +248,8 @@ def test_a_bad_share_over_the_threshold_raises_one_alert_and_emails_it(
     _raw(folders, "dirty.csv", _csv(n_rows=40, changes={(i, "region"): "atlantis" for i in range(10)}))
 
     with django_capture_on_commit_callbacks(execute=True):
-        ingestion_run_execute()
-        ingestion_run_execute()
+        ingestion_run_execute(model_name=CHURN)
+        ingestion_run_execute(model_name=CHURN)
 
     alert = Alert.objects.get()
     assert alert.title == "25% bad rows in dirty.csv" and alert.severity == "warning"
@@ -252,12 +262,12 @@ def test_a_bad_share_over_the_threshold_raises_one_alert_and_emails_it(
 def test_under_the_threshold_no_alert_unless_a_rule_is_severe_enough(folders, churn_model, settings):
     settings.MLAPP_ALERT_BAD_SHARE = 0.5
     _raw(folders, "a.csv", _csv(n_rows=20, seed=1, changes={(0, "age"): "x"}))
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
     assert not Alert.objects.exists()
 
     settings.MLAPP_ALERT_MIN_SEVERITY = "error"
     _raw(folders, "b.csv", _csv(n_rows=20, seed=2, changes={(0, "age"): "x"}))
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
 
     alert = Alert.objects.get()
     assert alert.title == "Severe data-quality issues in b.csv" and alert.severity == "error"
@@ -277,10 +287,10 @@ def test_an_unknown_alert_severity_setting_is_refused(settings):
 def test_the_same_content_under_another_name_is_ingested_once_and_archived_with_a_note(folders, churn_model):
     content = _csv(n_rows=20, seed=3)
     _raw(folders, "a.csv", content)
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
     _raw(folders, "a-copy.csv", content)
 
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
 
     original = IngestedFile.objects.get()
     assert run.files_seen == 1 and run.files_processed == 0 and GoodFile.objects.count() == 1
@@ -305,7 +315,7 @@ def test_a_crash_while_splitting_leaves_the_file_retryable_and_nothing_half_writ
     blocker.mkdir(parents=True)
 
     with django_capture_on_commit_callbacks(execute=True):
-        first = ingestion_run_execute()
+        first = ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert ingested.status == "failed" and "IsADirectoryError" in ingested.reason
@@ -316,7 +326,7 @@ def test_a_crash_while_splitting_leaves_the_file_retryable_and_nothing_half_writ
     assert Alert.objects.get().kind == "system"
 
     blocker.rmdir()
-    second = ingestion_run_execute()
+    second = ingestion_run_execute(model_name=CHURN)
 
     ingested.refresh_from_db()
     assert (ingested.status, ingested.run_id, ingested.rows_good, ingested.rows_bad) == ("done", second.pk, 9, 1)
@@ -332,14 +342,14 @@ def test_a_crash_after_the_commit_is_finished_by_the_next_run(folders, churn_mod
     archived = folders / "archive" / f"{timezone.now():%Y-%m-%d}" / f"{_stem('late.csv', content)}.csv"
     archived.mkdir(parents=True)  # the move of the original fails
 
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
 
     ingested = IngestedFile.objects.get()
     assert ingested.status == "done" and ingested.archived_path == str(archived)
     assert _left_in(folders / "raw") == ["late.csv"]
 
     archived.rmdir()
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
 
     assert run.files_processed == 0 and IngestedFile.objects.count() == 1
     assert _left_in(folders / "raw") == [] and archived.read_text() == content
@@ -353,13 +363,15 @@ def test_a_claim_left_by_a_killed_worker_is_retried_once_stale(folders, churn_mo
     content = _csv(n_rows=6, seed=6)
     _raw(folders, "orphan.csv", content)
     sha256 = hashlib.sha256(content.encode()).hexdigest()
-    claim = IngestedFile.objects.create(sha256=sha256, original_name="orphan.csv")  # PROCESSING, worker gone
+    claim = IngestedFile.objects.create(
+        model_name=CHURN, sha256=sha256, original_name="orphan.csv"
+    )  # PROCESSING, worker gone
 
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
     assert run.files_processed == 0 and IngestedFile.objects.get().status == "processing"  # may still be running
 
     IngestedFile.objects.filter(pk=claim.pk).update(started_at=timezone.now() - timezone.timedelta(hours=1))
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name=CHURN)
 
     claim.refresh_from_db()
     assert run.files_processed == 1 and claim.status == "done" and claim.run_id == run.pk
@@ -368,12 +380,13 @@ def test_a_claim_left_by_a_killed_worker_is_retried_once_stale(folders, churn_mo
 
 @pytest.mark.django_db
 def test_no_model_in_production_leaves_files_in_raw(folders, settings, mlflow_store):
-    settings.MLAPP_MODEL_NAME = "nothing-served"
-    _raw(folders, "wait.csv", _csv(n_rows=5))
+    waiting = ModelFolders(folders.root, "nothing-served")
+    waiting.__truediv__("raw").mkdir(parents=True)
+    _raw(waiting, "wait.csv", _csv(n_rows=5))
 
-    run = ingestion_run_execute()
+    run = ingestion_run_execute(model_name="nothing-served")
 
-    assert "no model in production" in run.error and _left_in(folders / "raw") == ["wait.csv"]
+    assert "no model in production" in run.error and _left_in(waiting / "raw") == ["wait.csv"]
     assert not IngestedFile.objects.exists()
 
 
@@ -386,7 +399,7 @@ def test_demo_stream_files_go_through_with_their_faults(folders, churn_model):
     for path in (folders / "raw").iterdir():
         os.utime(path, (time.time() - 60, time.time() - 60))
 
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
 
     files = {f.original_name.rsplit("-", 1)[-1]: f for f in IngestedFile.objects.all()}
     assert len(files) == 4
@@ -414,7 +427,7 @@ def test_overlapping_runs_process_each_file_once(folders, churn_model):
     def run():
         try:
             barrier.wait()
-            runs.append(ingestion_run_execute())
+            runs.append(ingestion_run_execute(model_name=CHURN))
         except Exception as exc:  # surfaced below
             failures.append(exc)
         finally:

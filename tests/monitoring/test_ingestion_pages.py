@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from models_registry.demo_data import churn_frame
 from monitoring.models import Alert, IngestedFile, IngestionRun
 from monitoring.services.ingestion import ingestion_run_execute
+from tests.conftest import CHURN
 
 pytestmark = pytest.mark.django_db
 
@@ -20,26 +21,27 @@ def ingested(settings, tmp_path, churn_model):
     settings.MLAPP_DATA_DIR = tmp_path
     settings.MLAPP_INGEST_MIN_AGE_SECONDS = 0
     settings.MLAPP_ALERT_BAD_SHARE = 0.2
-    (tmp_path / "raw").mkdir()
+    raw = tmp_path / "raw" / CHURN
+    raw.mkdir(parents=True)
     frame = churn_frame(n_rows=20, seed=8).drop(columns=["churned"]).astype(object)
     for row in range(5):
         frame.loc[row, "region"] = f"mars-{row}"
-    (tmp_path / "raw" / "shipment.csv").write_text(frame.to_csv(index=False))
-    (tmp_path / "raw" / "garbled.csv").write_bytes(frame.to_csv(index=False).encode("utf-16"))
-    for path in (tmp_path / "raw").iterdir():
+    (raw / "shipment.csv").write_text(frame.to_csv(index=False))
+    (raw / "garbled.csv").write_bytes(frame.to_csv(index=False).encode("utf-16"))
+    for path in raw.iterdir():
         os.utime(path, (time.time() - 60, time.time() - 60))
-    ingestion_run_execute()
+    ingestion_run_execute(model_name=CHURN)
     return {f.original_name: f for f in IngestedFile.objects.all()}
 
 
 def test_pages_need_a_login(client):
-    for name in ("monitoring:ingestion", "monitoring:alerts"):
-        response = client.get(reverse(name))
+    for url in (reverse("monitoring:ingestion", args=[CHURN]), reverse("monitoring:alerts")):
+        response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
 def test_the_overview_lists_files_with_counts_and_runs(user_client, ingested):
-    response = user_client.get(reverse("monitoring:ingestion"))
+    response = user_client.get(reverse("monitoring:ingestion", args=[CHURN]))
 
     page = response.content.decode()
     assert response.status_code == 200
@@ -47,11 +49,29 @@ def test_the_overview_lists_files_with_counts_and_runs(user_client, ingested):
     assert '<td class="num">20</td>' in page and '<td class="num">15</td>' in page
     assert "Recent runs" in page and f"#{IngestionRun.objects.get().pk}" in page
     assert "Run ingestion now" not in page  # staff only
-    assert reverse("predictions:scheduled_runs") in page  # the scheduled prediction jobs
+    assert reverse("predictions:scheduled_runs", args=[CHURN]) in page  # the scheduled prediction jobs
+
+
+def test_each_model_s_ingestion_page_shows_its_own_files_only(user_client, ingested, housing_model):
+    house = user_client.get(reverse("monitoring:ingestion", args=[housing_model.name])).content.decode()
+    churn = user_client.get(reverse("monitoring:ingestion", args=[CHURN])).content.decode()
+
+    assert "shipment.csv" in churn and "shipment.csv" not in house
+    assert f"raw/{housing_model.name}" in house
+
+
+def test_alerts_filter_by_model(user_client, ingested, housing_model):
+    mine = user_client.get(reverse("monitoring:alerts"), {"model": CHURN}).content.decode()
+    other = user_client.get(reverse("monitoring:alerts"), {"model": housing_model.name}).content.decode()
+
+    assert "shipment.csv" in mine and "shipment.csv" not in other
+    (alert, *_) = user_client.get("/api/v1/alerts/", {"model_name": CHURN}).json()["results"]
+    assert alert["model_name"] == CHURN
+    assert user_client.get("/api/v1/alerts/", {"model_name": housing_model.name}).json()["results"] == []
 
 
 def test_the_overview_filters_by_status(user_client, ingested):
-    page = user_client.get(reverse("monitoring:ingestion"), {"status": "quarantined"}).content.decode()
+    page = user_client.get(reverse("monitoring:ingestion", args=[CHURN]), {"status": "quarantined"}).content.decode()
     assert "garbled.csv" in page and "shipment.csv" not in page
 
 
@@ -106,24 +126,24 @@ def test_acknowledge_refuses_get_and_foreign_redirects(staff_client, ingested):
 
 def test_run_now_is_staff_only(client, staff_user, plain_user, ingested, settings):
     client.force_login(plain_user)
-    assert client.post(reverse("monitoring:ingestion_run_now")).status_code == 403
+    assert client.post(reverse("monitoring:ingestion_run_now", args=[CHURN])).status_code == 403
     client.force_login(staff_user)
     before = IngestionRun.objects.count()
 
-    response = client.post(reverse("monitoring:ingestion_run_now"))  # Celery runs eagerly in tests
+    response = client.post(reverse("monitoring:ingestion_run_now", args=[CHURN]))  # Celery runs eagerly in tests
 
     assert response.status_code == 302 and IngestionRun.objects.count() == before + 1
 
 
-def test_run_now_with_the_task_queue_down_says_so(staff_client, monkeypatch):
+def test_run_now_with_the_task_queue_down_says_so(staff_client, churn_model, monkeypatch):
     def broker_down(*args, **kwargs):
         raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr("monitoring.tasks.ingest_raw_files_task.apply_async", broker_down)
 
-    page = staff_client.post(reverse("monitoring:ingestion_run_now"), follow=True).content.decode()
+    page = staff_client.post(reverse("monitoring:ingestion_run_now", args=[CHURN]), follow=True).content.decode()
 
-    assert "The task queue is unavailable: Error 111" in page and "scripts/manage ingest" in page
+    assert "The task queue is unavailable: Error 111" in page and f"scripts/manage ingest --model {CHURN}" in page
 
 
 # --- REST API ------------------------------------------------------------------------

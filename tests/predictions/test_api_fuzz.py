@@ -52,7 +52,8 @@ def test_any_body_gets_a_stored_200_or_a_4xx_that_stores_nothing(plain_user, chu
     unexpected = []
     for payload in payloads:
         before = Prediction.objects.count()
-        response = api.post("/api/v1/predict/", data=payload, content_type="application/json")
+        url = f"/api/v1/models/{churn_model.name}/predict/"
+        response = api.post(url, data=payload, content_type="application/json")
         stored = Prediction.objects.count() - before
         if response.status_code == 200:
             ok = stored == len(response.json()["predictions"])

@@ -5,15 +5,16 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
-from models_registry import mlflow_access, serving
+from models_registry import deployments, serving
 from models_registry import services as registry_services
 from models_registry.demo_data import churn_frame
 from models_registry.training import model_train
 from predictions import services
 from predictions.models import Prediction, ScheduledRun
+from tests.conftest import CHURN, HOUSING
 
 from .factories import CHURN_ROW, HOUSE_ROW
 
@@ -27,9 +28,9 @@ def api(plain_user):
     return client
 
 
-def _post(api, body, raw=False):
+def _post(api, body, raw=False, model=CHURN):
     data = body if raw else json.dumps(body)
-    return api.post("/api/v1/predict/", data=data, content_type="application/json")
+    return api.post(f"/api/v1/models/{model}/predict/", data=data, content_type="application/json")
 
 
 def test_one_row_is_answered_and_stored(api, churn_model):
@@ -59,7 +60,7 @@ def test_a_category_unseen_in_training_is_scored_with_a_warning(api, churn_model
 
 
 def test_many_rows_for_a_regression_model(api, housing_model):
-    response = _post(api, {"rows": [HOUSE_ROW, {**HOUSE_ROW, "area_m2": 200.0, "district": "centre"}]})
+    response = _post(api, {"rows": [HOUSE_ROW, {**HOUSE_ROW, "area_m2": 200.0, "district": "centre"}]}, model=HOUSING)
 
     assert response.status_code == 200, response.content
     values = [row["prediction"] for row in response.json()["predictions"]]
@@ -67,15 +68,14 @@ def test_many_rows_for_a_regression_model(api, housing_model):
     assert list(Prediction.objects.values_list("predicted_value", flat=True).order_by("id")) == pytest.approx(values)
 
 
-def test_many_rows_for_a_classifier_and_one_row_for_a_regression_model(api, churn_model, housing_model, settings):
-    # housing_model is served now (it set MLAPP_MODEL_NAME last); score churn by naming it back.
-    one = _post(api, {"features": HOUSE_ROW})
+def test_two_models_are_served_side_by_side_each_at_its_own_url(api, churn_model, housing_model):
+    one = _post(api, {"features": HOUSE_ROW}, model=HOUSING)
     assert one.status_code == 200 and one.json()["model_name"] == housing_model.name
     (row,) = one.json()["predictions"]
     assert isinstance(row["prediction"], float) and row["probabilities"] is None
 
-    settings.MLAPP_MODEL_NAME = churn_model.name
     many = _post(api, {"rows": [CHURN_ROW, {**CHURN_ROW, "contract": "two-year", "tenure_months": 60}]})
+    crossed = _post(api, {"features": CHURN_ROW}, model=HOUSING)  # churn's columns sent to the housing model
 
     assert many.status_code == 200, many.content
     rows = many.json()["predictions"]
@@ -83,14 +83,49 @@ def test_many_rows_for_a_classifier_and_one_row_for_a_regression_model(api, chur
     stored = Prediction.objects.filter(model_name=churn_model.name).order_by("id")
     assert [p.predicted_label for p in stored] == [r["prediction"] for r in rows]
     assert {p.request_id for p in stored} == {many.json()["request_id"]}
+    assert crossed.status_code == 400 and "area_m2" in json.dumps(crossed.json()["errors"])
+    assert Prediction.objects.filter(model_name=housing_model.name).count() == 1
 
 
-def test_no_model_in_production_answers_503(api, mlflow_store, settings, unique_model_name):
-    settings.MLAPP_MODEL_NAME = unique_model_name
+@pytest.mark.django_db(transaction=True)
+def test_two_models_answer_concurrently(api, churn_model, housing_model):
+    """Threads scoring both models at once each get their own model's answer."""
+    answers, failures = [], []
 
-    response = _post(api, {"features": CHURN_ROW})
+    def score(model, row):
+        try:
+            for _ in range(10):
+                response = _post(api, {"features": row}, model=model)
+                answers.append((model, response.status_code, response.json()["model_name"]))
+        except Exception as exc:  # surfaced below
+            failures.append(exc)
+        finally:
+            connection.close()
 
-    assert response.status_code == 503 and unique_model_name in response.json()["detail"]
+    threads = [threading.Thread(target=score, args=args) for args in [(CHURN, CHURN_ROW), (HOUSING, HOUSE_ROW)] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not failures and len(answers) == 40
+    assert all(code == 200 and answered == model for model, code, answered in answers)
+    assert Prediction.objects.filter(model_name=CHURN).count() == Prediction.objects.filter(model_name=HOUSING).count()
+
+
+def test_a_model_without_production_version_answers_404_naming_the_served_ones(api, churn_model, unique_model_name):
+    response = _post(api, {"features": CHURN_ROW}, model=unique_model_name)
+
+    assert response.status_code == 404
+    assert unique_model_name in response.json()["detail"] and churn_model.name in response.json()["detail"]
+    assert Prediction.objects.count() == 0
+
+
+def test_the_unscoped_predict_url_says_where_predictions_went(api, churn_model):
+    response = api.post("/api/v1/predict/", {"features": CHURN_ROW}, format="json")
+
+    assert response.status_code == 410
+    assert "/api/v1/models/{name}/predict/" in response.json()["detail"] and CHURN in response.json()["models"]
     assert Prediction.objects.count() == 0
 
 
@@ -200,34 +235,6 @@ def test_promotion_is_served_by_the_next_request(api, churn_model, tmp_path, sta
     assert Prediction.objects.get(pk=answered["predictions"][0]["id"]).model_version == new_version.version
 
 
-def test_a_promotion_made_elsewhere_is_loaded_off_the_request_path(api, churn_model, tmp_path, monkeypatch):
-    """Another process moved the alias: this one sees it at its next poll, loads the
-    new version in the background alias check, and only then switches to it."""
-    other = tmp_path / "churn-v3.csv"
-    churn_frame(n_rows=500, seed=12).to_csv(other, index=False)
-    new_version = model_train(csv=other, target="churned", name=churn_model.name).model_version
-    assert _post(api, {"features": CHURN_ROW}).json()["model_version"] == churn_model.version
-    loaded_in = []
-    real_load = serving.served_model_load
-
-    def recording_load(name, version):
-        loaded_in.append(threading.current_thread().name)
-        return real_load(name, version)
-
-    monkeypatch.setattr(serving, "served_model_load", recording_load)
-    mlflow_access.client().set_registered_model_alias(churn_model.name, "production", str(new_version.version))
-
-    answered = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not answered or answered[-1] != new_version.version):
-        answered.append(_post(api, {"features": CHURN_ROW}).json()["model_version"])
-        time.sleep(0.05)
-
-    assert answered[-1] == new_version.version
-    assert set(answered) == {churn_model.version, new_version.version}
-    assert loaded_in == [f"alias-refresh-{churn_model.name}@production"]
-
-
 def test_predictions_continue_when_the_registry_is_unreachable(api, churn_model, settings, client):
     assert _post(api, {"features": CHURN_ROW}).status_code == 200
     settings.MLFLOW_TRACKING_URI = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
@@ -235,11 +242,8 @@ def test_predictions_continue_when_the_registry_is_unreachable(api, churn_model,
     started = time.monotonic()
     response = _post(api, {"features": CHURN_ROW})
     answered_in = time.monotonic() - started
-    # The background check of the alias fails within seconds; health reports it.
+    deployments.deployments_refresh()  # the watcher's pass: MLflow cannot be reached, health says so
     health = api.get("/api/v1/health/").json()
-    while health["status"] != "degraded" and time.monotonic() - started < 20:
-        time.sleep(0.2)
-        health = api.get("/api/v1/health/").json()
     anonymous = client.get("/api/v1/health/").json()
 
     assert response.status_code == 200 and response.json()["model_version"] == churn_model.version
@@ -284,7 +288,10 @@ def test_a_database_outage_while_storing_is_a_503_and_stores_nothing(api, churn_
 
 def test_health_is_ok_with_a_served_model(client, churn_model):
     body = client.get("/api/v1/health/").json()
-    assert body["status"] == "ok" and body["model"]["served"] == f"{churn_model.name} v{churn_model.version}"
+    assert body["status"] == "ok" and body["model"]["served"] == [f"{churn_model.name} v{churn_model.version}"]
+    loaded = {(m["model"], m["version"]): m for m in body["model"]["loaded"]}
+    assert (churn_model.name, churn_model.version) in loaded and body["model"]["max_loaded_versions"] >= 1
+    assert loaded[(churn_model.name, churn_model.version)]["memory_bytes"] >= 0
 
 
 def test_prediction_list_filters_and_paginates(api, churn_model):
@@ -321,20 +328,21 @@ def test_feedback_is_stored_beside_the_prediction(api, churn_model):
 
 def test_anonymous_requests_get_401_and_tokens_work(churn_model, plain_user, capsys):
     anonymous = APIClient()
-    assert anonymous.post("/api/v1/predict/", {"features": CHURN_ROW}, format="json").status_code == 401
+    assert anonymous.post(f"/api/v1/models/{CHURN}/predict/", {"features": CHURN_ROW}, format="json").status_code == 401
     assert anonymous.get("/api/v1/predictions/").status_code == 401
 
     call_command("create_api_token", plain_user.username)
     token = capsys.readouterr().out.strip()
     program = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
 
-    assert program.post("/api/v1/predict/", {"features": CHURN_ROW}, format="json").status_code == 200
+    assert program.post(f"/api/v1/models/{CHURN}/predict/", {"features": CHURN_ROW}, format="json").status_code == 200
     assert Prediction.objects.filter(source="api").count() == 1
 
 
 def test_openapi_schema_documents_predict(api):
     schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    assert "/api/v1/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
+    assert "/api/v1/models/{model_name}/predict/" in schema["paths"] and "/api/v1/predictions/" in schema["paths"]
+    assert "/api/v1/predict/" not in schema["paths"]  # the 410 of the single-model days is not documented
 
 
 def test_the_openapi_schema_generates_without_warnings(tmp_path):
@@ -357,7 +365,7 @@ def test_the_docs_page_loads_nothing_from_the_internet(api, client):
 
 
 def test_feedback_for_a_regression_model(api, housing_model):
-    prediction_id = _post(api, {"features": HOUSE_ROW}).json()["predictions"][0]["id"]
+    prediction_id = _post(api, {"features": HOUSE_ROW}, model=HOUSING).json()["predictions"][0]["id"]
 
     ok = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": 123456.5}, format="json")
     wrong = api.post(f"/api/v1/predictions/{prediction_id}/feedback/", {"actual": "a lot"}, format="json")
@@ -396,9 +404,12 @@ def test_the_loader_serves_two_versions_at_once_and_each_row_records_its_own(chu
     challenger = model_train(csv=other, target="churned", name=churn_model.name).model_version
     loader = serving.loader()
 
-    by_production = services.predictions_make(records=[CHURN_ROW], source="api")
+    by_production = services.predictions_make(model_name=CHURN, records=[CHURN_ROW], source="api")
     by_challenger = services.predictions_make(
-        records=[CHURN_ROW], source="api", served=loader.get_version(churn_model.name, challenger.version)
+        model_name=CHURN,
+        records=[CHURN_ROW],
+        source="api",
+        served=loader.get_version(churn_model.name, challenger.version),
     )
 
     assert (by_production.model_version, by_challenger.model_version) == (churn_model.version, challenger.version)

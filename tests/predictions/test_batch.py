@@ -9,14 +9,14 @@ from kombu.exceptions import OperationalError
 
 from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import BatchJob, Prediction
-from tests.conftest import requires_postgres
+from tests.conftest import CHURN, requires_postgres
 
 pytestmark = pytest.mark.django_db
 
 
-def _upload(client, name, content, capture):
+def _upload(client, name, content, capture, model=CHURN):
     with capture(execute=True):
-        response = client.post("/predictions/batch/", {"csv_file": SimpleUploadedFile(name, content)})
+        response = client.post(f"/models/{model}/batch/", {"csv_file": SimpleUploadedFile(name, content)})
     return response
 
 
@@ -24,15 +24,17 @@ def _upload(client, name, content, capture):
 def test_batch_upload_scores_rows_and_offers_the_scored_csv(
     request, user_client, model_fixture, django_capture_on_commit_callbacks
 ):
-    request.getfixturevalue(model_fixture)
+    model = request.getfixturevalue(model_fixture)
     maker = churn_frame if model_fixture == "churn_model" else housing_frame
     frame = maker(n_rows=120, seed=4).iloc[:, :-1].astype(object)
     numeric_column = frame.columns[0]
     frame.loc[5, numeric_column] = "not a number"
 
-    response = _upload(user_client, "input.csv", frame.to_csv(index=False).encode(), django_capture_on_commit_callbacks)
+    content = frame.to_csv(index=False).encode()
+    response = _upload(user_client, "input.csv", content, django_capture_on_commit_callbacks, model=model.name)
 
     job = BatchJob.objects.get()
+    assert job.model_name == model.name and job.model_version == model.version
     assert response.status_code == 302 and response.url == f"/predictions/batch/{job.pk}/"
     status = user_client.get(f"/predictions/batch/{job.pk}/status/").json()
     assert status["status"] == "succeeded" and status["percent"] == 100, status

@@ -7,20 +7,21 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from models_registry.demo_data import churn_frame
+from models_registry.demo_data import churn_frame, housing_frame
 from predictions.models import GoodFile, Prediction, ScheduledRun
 from predictions.services import good_file_register
 from predictions.services.scheduled import scheduled_scoring_run
-from tests.conftest import requires_postgres
+from tests.conftest import CHURN, HOUSING, requires_postgres
 
 
-def _good_file(tmp_path, name, n_rows, seed):
+def _good_file(tmp_path, name, n_rows, seed, model_name=CHURN):
     frame = churn_frame(n_rows=n_rows, seed=seed).drop(columns=["churned"])
     frame.insert(0, "row_number", range(1, n_rows + 1))
     frame["ingest_note"] = "ignored"
     path = tmp_path / name
     frame.to_csv(path, index=False)
-    return good_file_register(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=n_rows)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return good_file_register(model_name=model_name, path=str(path), sha256=digest, rows=n_rows)
 
 
 def _assert_each_row_once(files):
@@ -35,8 +36,8 @@ def _assert_each_row_once(files):
 def test_a_run_scores_every_row_once_and_a_second_run_writes_nothing(churn_model, tmp_path):
     files = [_good_file(tmp_path, "a.csv", 120, 1), _good_file(tmp_path, "b.csv", 80, 2)]
 
-    first = scheduled_scoring_run(chunk_rows=50)
-    second = scheduled_scoring_run()
+    first = scheduled_scoring_run(model_name=CHURN, chunk_rows=50)
+    second = scheduled_scoring_run(model_name=CHURN)
 
     assert (first.status, first.files_scored, first.rows_scored) == ("succeeded", 2, 200)
     assert first.model_version == churn_model.version
@@ -48,12 +49,12 @@ def test_a_run_scores_every_row_once_and_a_second_run_writes_nothing(churn_model
 @pytest.mark.django_db
 def test_a_file_left_half_scored_by_a_killed_worker_is_completed_once(churn_model, tmp_path):
     good_file = _good_file(tmp_path, "c.csv", 100, 3)
-    scheduled_scoring_run(chunk_rows=40)
+    scheduled_scoring_run(model_name=CHURN, chunk_rows=40)
     # As if the worker died after the first chunk: half the rows gone, the claim left behind.
     Prediction.objects.filter(good_file=good_file, row_number__gt=40).delete()
     GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", claimed_at=timezone.now() - timedelta(hours=1))
 
-    rerun = scheduled_scoring_run(chunk_rows=40)
+    rerun = scheduled_scoring_run(model_name=CHURN, chunk_rows=40)
 
     assert rerun.rows_scored == 60
     _assert_each_row_once([good_file])
@@ -74,16 +75,16 @@ def test_a_run_that_crashes_mid_file_is_recorded_and_the_next_run_finishes_the_f
 
     monkeypatch.setattr(scheduled, "prediction_rows_write", write_then_die)
     with pytest.raises(RuntimeError):
-        scheduled.scheduled_scoring_run(chunk_rows=30)
+        scheduled.scheduled_scoring_run(model_name=CHURN, chunk_rows=30)
     crashed = ScheduledRun.objects.get()
     good_file.refresh_from_db()
     assert crashed.status == "failed" and "worker lost" in crashed.error and crashed.finished_at
     assert good_file.status == "scoring" and Prediction.objects.count() == 30
     monkeypatch.undo()
 
-    assert scheduled.scheduled_scoring_run().files_scored == 0  # the claim is fresh: left alone
+    assert scheduled.scheduled_scoring_run(model_name=CHURN).files_scored == 0  # the claim is fresh: left alone
     GoodFile.objects.filter(pk=good_file.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
-    rerun = scheduled.scheduled_scoring_run(chunk_rows=30)
+    rerun = scheduled.scheduled_scoring_run(model_name=CHURN, chunk_rows=30)
 
     assert (rerun.status, rerun.files_scored, rerun.rows_scored) == ("succeeded", 1, 70)
     _assert_each_row_once([good_file])
@@ -94,7 +95,7 @@ def test_a_fresh_claim_is_not_stolen(churn_model, tmp_path):
     good_file = _good_file(tmp_path, "d.csv", 10, 4)
     GoodFile.objects.filter(pk=good_file.pk).update(status="scoring", claimed_at=timezone.now())
 
-    run = scheduled_scoring_run()
+    run = scheduled_scoring_run(model_name=CHURN)
 
     assert run.files_scored == 0 and not Prediction.objects.exists()
 
@@ -105,7 +106,7 @@ def test_a_missing_file_fails_alone(churn_model, tmp_path):
     (tmp_path / "gone.csv").unlink()
     kept = _good_file(tmp_path, "kept.csv", 10, 6)
 
-    run = scheduled_scoring_run()
+    run = scheduled_scoring_run(model_name=CHURN)
 
     gone.refresh_from_db()
     assert gone.status == "failed" and "gone.csv" in run.error
@@ -115,10 +116,9 @@ def test_a_missing_file_fails_alone(churn_model, tmp_path):
 
 @pytest.mark.django_db
 def test_no_model_in_production_fails_the_run_and_touches_nothing(settings, tmp_path, mlflow_store):
-    settings.MLAPP_MODEL_NAME = "no-such-model"
-    good_file = _good_file(tmp_path, "e.csv", 10, 7)
+    good_file = _good_file(tmp_path, "e.csv", 10, 7, model_name="no-such-model")
 
-    run = scheduled_scoring_run()
+    run = scheduled_scoring_run(model_name="no-such-model")
 
     good_file.refresh_from_db()
     assert run.status == "failed" and "no-such-model" in run.error
@@ -135,7 +135,7 @@ def test_two_concurrent_runs_score_each_row_exactly_once(churn_model, tmp_path):
     def worker():
         try:
             barrier.wait()
-            runs.append(scheduled_scoring_run(chunk_rows=100))
+            runs.append(scheduled_scoring_run(model_name=CHURN, chunk_rows=100))
         except Exception as exc:  # surfaced by the assertion below
             failures.append(exc)
         finally:
@@ -156,9 +156,28 @@ def test_two_concurrent_runs_score_each_row_exactly_once(churn_model, tmp_path):
 
 def test_scheduled_page_lists_runs(user_client, churn_model, tmp_path):
     _good_file(tmp_path, "g.csv", 10, 20)
-    scheduled_scoring_run()
-    page = user_client.get("/predictions/scheduled/").content.decode()
+    scheduled_scoring_run(model_name=CHURN)
+    page = user_client.get(f"/models/{CHURN}/scheduled/").content.decode()
     assert "succeeded" in page and f"v{churn_model.version}" in page
+
+
+@pytest.mark.django_db
+def test_each_model_scores_only_its_own_files(churn_model, housing_model, tmp_path):
+    churn_file = _good_file(tmp_path, "mine.csv", 10, 22)
+    frame = housing_frame(n_rows=12, seed=3).drop(columns=["price"])
+    frame.insert(0, "row_number", range(1, 13))
+    frame.to_csv(tmp_path / "house.csv", index=False)
+    digest = hashlib.sha256((tmp_path / "house.csv").read_bytes()).hexdigest()
+    house_file = good_file_register(model_name=HOUSING, path=str(tmp_path / "house.csv"), sha256=digest, rows=12)
+
+    churn_run = scheduled_scoring_run(model_name=CHURN)
+    house_run = scheduled_scoring_run(model_name=HOUSING)
+
+    assert (churn_run.files_scored, churn_run.rows_scored) == (1, 10)
+    assert (house_run.files_scored, house_run.rows_scored) == (1, 12)
+    assert set(Prediction.objects.filter(good_file=churn_file).values_list("model_name", flat=True)) == {CHURN}
+    assert set(Prediction.objects.filter(good_file=house_file).values_list("model_name", flat=True)) == {HOUSING}
+    _assert_each_row_once([churn_file, house_file])
 
 
 @pytest.mark.django_db
@@ -170,9 +189,9 @@ def test_the_task_and_the_command_run_one_pass(churn_model, tmp_path):
     from predictions.tasks import score_good_files_task
 
     _good_file(tmp_path, "h.csv", 10, 21)
-    run_id = score_good_files_task.delay().get()
+    run_id = score_good_files_task.delay(CHURN).get()
     out = StringIO()
-    call_command("score_good_files", stdout=out)
+    call_command("score_good_files", "--model", CHURN, stdout=out)
 
     assert ScheduledRun.objects.get(pk=run_id).rows_scored == 10
     assert "succeeded: 0 file(s), 0 row(s)" in out.getvalue()

@@ -10,7 +10,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--csv", required=True, help="Path of the training CSV (header row required)")
         parser.add_argument("--target", required=True, help="Column to predict")
-        parser.add_argument("--name", required=True, help="Registered model name (an existing one gets a new version)")
+        parser.add_argument("--name", required=True, help="Registered model name (a new one, or an existing model's)")
         parser.add_argument("--task", choices=["classification", "regression"], help="Default: inferred")
         parser.add_argument("--promote", action="store_true", help="Give the new version the production alias")
         parser.add_argument(

@@ -15,12 +15,12 @@ def _moment(value: str):
 
 class Command(BaseCommand):
     help = (
-        "Refresh the dashboards' prediction rollups, then store a drift report of the served model "
-        "(what the scheduled jobs do) and print its verdict."
+        "Refresh the dashboards' prediction rollups, then store a drift report of a model "
+        "(what its scheduled job does) and print its verdict."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", help="registered model name (default: MLAPP_MODEL_NAME)")
+        parser.add_argument("--model", required=True, help="registered model name")
         parser.add_argument("--last-n", type=int, help="check the newest N served rows")
         parser.add_argument("--since", type=_moment, help="window start, ISO date-time with time zone")
         parser.add_argument("--until", type=_moment, help="window end (exclusive)")

@@ -1,11 +1,14 @@
 from django.core.management.base import BaseCommand
 
-from monitoring.services.schedules import periodic_tasks_setup
+from monitoring.services.deployments import deployments_sync
 
 
 class Command(BaseCommand):
-    help = "Create the default Celery beat schedules (keeps intervals edited in the admin)."
+    help = (
+        "Create the default Celery beat schedules, and each served model's folders and schedules "
+        "(keeps intervals edited in the admin)."
+    )
 
     def handle(self, *args, **options):
-        for line in periodic_tasks_setup():
+        for line in deployments_sync():
             self.stdout.write(line)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('models_registry', '0001_initial'),
+        ('models_registry', '0002_outside_alias_moves'),
     ]
 
     operations = [

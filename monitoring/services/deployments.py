@@ -1,0 +1,54 @@
+"""Every served model gets its folders and schedules; a refused outside move raises an alert.
+
+A *deployment* is a model with a production version (`models_registry.selectors.deployment_list`).
+`deployment_setup` is idempotent and runs when a model's served version changes
+(`models_registry.signals.served_version_changed`, connected in `MonitoringConfig.ready`)
+and every minute in `deployments_sync`, which also catches moves made in MLflow directly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from models_registry import selectors as registry_selectors
+from models_registry import services as registry_services
+
+from ..models import Alert, Severity
+from .alerts import alert_raise
+from .ingestion import data_folders
+from .schedules import model_periodic_tasks_setup, periodic_tasks_setup
+
+logger = logging.getLogger(__name__)
+
+
+def deployment_setup(*, model_name: str) -> list[str]:
+    """raw/<model>/ and the other folders, and the model's ingestion, scoring and drift schedules."""
+    folders = data_folders(model_name)
+    return [f"{model_name}: drop files in {folders['raw']}", *model_periodic_tasks_setup(model_name)]
+
+
+def deployments_sync() -> list[str]:
+    """Decide on outside moves, then set up every deployment (cheap when nothing changed)."""
+    registry_services.outside_alias_moves_check()
+    names = [d.name for d in registry_selectors.deployment_list()]
+    return periodic_tasks_setup(model_names=names) + [f"{name}: {data_folders(name)['raw']}" for name in names]
+
+
+def outside_move_refused_alert(*, change) -> Alert | None:
+    return alert_raise(
+        kind=Alert.Kind.SYSTEM,
+        severity=Severity.CRITICAL,
+        model_name=change.model_name,
+        title=f"{change.model_name}: production moved to v{change.to_version} in MLflow and was refused",
+        message=f"{change.reason}\nPromote a version through mlapp to make the registry and serving agree again.",
+        dedup_key=f"outside-move-refused:{change.model_name}:{change.pk}",
+    )
+
+
+def on_served_version_changed(sender, change, **kwargs) -> None:
+    if change.to_version is not None:
+        deployment_setup(model_name=change.model_name)
+
+
+def on_outside_move_refused(sender, change, **kwargs) -> None:
+    outside_move_refused_alert(change=change)
