@@ -1,3 +1,4 @@
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -55,12 +56,27 @@ class ReasonInputSerializer(serializers.Serializer):
 class ModelVersionPromoteApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=ReasonInputSerializer, responses=AliasChangeOutputSerializer)
+    class InputSerializer(ReasonInputSerializer):
+        confirm_schema_change = serializers.BooleanField(
+            default=False,
+            help_text="Required when the version's task, target or features differ from the production version's",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: AliasChangeOutputSerializer, 409: OpenApiTypes.OBJECT},
+        description="409: the version is not a drop-in replacement for production (`errors` list each schema "
+        'change, field "schema"); send `"confirm_schema_change": true` to promote it anyway.',
+    )
     def post(self, request, name, version):
-        payload = ReasonInputSerializer(data=request.data)
+        payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         change = services.model_version_promote(
-            name=name, version=version, actor=request.user, reason=payload.validated_data["reason"]
+            name=name,
+            version=version,
+            actor=request.user,
+            reason=payload.validated_data["reason"],
+            confirm_schema_change=payload.validated_data["confirm_schema_change"],
         )
         return Response(AliasChangeOutputSerializer(change).data, status=status.HTTP_201_CREATED)
 

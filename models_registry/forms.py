@@ -11,10 +11,19 @@ model_name_validator = RegexValidator(
 class TrainingForm(forms.Form):
     csv_file = forms.FileField(label="Training CSV", help_text="A CSV with a header row and a target column.")
     target = forms.CharField(max_length=255, help_text="The column to predict.")
-    model_name = forms.CharField(max_length=100, validators=[model_name_validator])
+    model_name = forms.CharField(
+        max_length=100,
+        validators=[model_name_validator],
+        widget=forms.TextInput(attrs={"list": "model-names", "autocomplete": "off"}),
+    )
     task = forms.ChoiceField(
         choices=[("", "Infer from the target"), ("classification", "Classification"), ("regression", "Regression")],
         required=False,
+    )
+    allow_schema_change = forms.BooleanField(
+        required=False,
+        label="Register anyway",
+        help_text="The new version answers another question or takes other inputs than the production version.",
     )
 
     def clean_csv_file(self):
@@ -29,3 +38,11 @@ class TrainingForm(forms.Form):
 
 class AliasMoveForm(forms.Form):
     reason = forms.CharField(max_length=1000, widget=forms.TextInput, help_text="Recorded in the audit trail.")
+
+
+class PromoteForm(AliasMoveForm):
+    confirm_schema_change = forms.BooleanField(
+        required=False,
+        label="Promote anyway",
+        help_text="I have read the differences: this model's pages, API, ingestion and drift checks will follow them.",
+    )

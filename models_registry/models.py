@@ -102,6 +102,9 @@ class TrainingJob(Job):
     original_filename = models.CharField(max_length=255)
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=32, blank=True, help_text="Blank: inferred")
+    allow_schema_change = models.BooleanField(
+        default=False, help_text="Register even if the task or features differ from the production version"
+    )
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=255, blank=True)
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -55,6 +55,10 @@ def registered_model_list() -> list[RegisteredModelSummary]:
     return summaries
 
 
+def registered_model_names() -> list[str]:
+    return [registered.name for registered in mlflow_access.client().search_registered_models(order_by=["name ASC"])]
+
+
 def model_aliases(name: str) -> dict[str, int]:
     try:
         registered = mlflow_access.client().get_registered_model(name)

@@ -29,6 +29,7 @@ from jobs.services import (
 )
 
 from . import mlflow_access, signals
+from .comparison import SchemaChangeRefusal, version_comparison
 from .models import AliasChange, TrainingJob
 from .selectors import served_version_get
 from .serving import loader
@@ -41,6 +42,18 @@ TRAINING_WRITES_REGISTRY_AT = 70
 
 class PromotionError(ApplicationError, ValueError):
     """The alias cannot move; the message says why."""
+
+
+class IncompatiblePromotion(SchemaChangeRefusal, PromotionError):
+    """The version answers another question or takes other inputs than production, and no one confirmed it.
+
+    A 409 whose `errors` list each schema change (the API's one error shape)."""
+
+    status_code = 409
+
+    def __init__(self, message: str, *, differences: list[str]):
+        super().__init__(message, differences=differences)
+        self.errors = [{"field": "schema", "problem": difference} for difference in differences]
 
 
 def model_version_smoke_test(*, name: str, version: int) -> None:
@@ -173,7 +186,30 @@ def _outside_move_decide(*, name: str, version: int) -> AliasChange | None:
     return change
 
 
-def model_version_promote(*, name: str, version: int, actor=None, actor_label: str = "", reason: str) -> AliasChange:
+def model_version_promote(
+    *,
+    name: str,
+    version: int,
+    actor=None,
+    actor_label: str = "",
+    reason: str,
+    confirm_schema_change: bool = False,
+) -> AliasChange:
+    """Give `version` the production alias. A version whose task, target or features differ
+    from production's is promoted only with `confirm_schema_change`; the alias history then
+    records the confirmed differences with the reason."""
+    comparison = version_comparison(name=name, version=version, with_sizes=False)
+    changes = comparison.schema_changes if comparison is not None else []
+    if changes and not confirm_schema_change:
+        raise IncompatiblePromotion(
+            f"{name} version {version} is not a drop-in replacement for production version "
+            f"{comparison.production.version}: {'; '.join(changes)}. Metrics: {comparison.metrics_summary()}. "
+            "Every page, API call, ingested file and drift check of this model would follow the new schema; "
+            "confirm the schema change to promote it anyway.",
+            differences=changes,
+        )
+    if changes and reason.strip():  # a blank reason stays blank: alias_move refuses it
+        reason = f"{reason.strip()} (schema change confirmed: {'; '.join(changes)})"
     return alias_move(name=name, version=version, actor=actor, actor_label=actor_label, reason=reason)
 
 
@@ -200,7 +236,9 @@ def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reas
     )
 
 
-def training_job_create(*, upload, target: str, task: str, model_name: str, actor) -> TrainingJob:
+def training_job_create(
+    *, upload, target: str, task: str, model_name: str, actor, allow_schema_change: bool = False
+) -> TrainingJob:
     """Save an uploaded CSV and queue its training (the worker runs `training_job_run`)."""
     from .tasks import training_job_run_task  # noqa: PLC0415 (tasks import this module)
 
@@ -211,6 +249,7 @@ def training_job_create(*, upload, target: str, task: str, model_name: str, acto
         original_filename=Path(upload.name).name[:255],
         target=target,
         task=task,
+        allow_schema_change=allow_schema_change,
         created_by=actor,
     )
     destination = upload_save(upload, upload_dir / f"{job.pk}-{Path(upload.name).name}")
@@ -249,6 +288,7 @@ def training_job_run(*, job_id: int) -> TrainingJob:
                 actor=job.created_by,
                 source_name=job.original_filename,
                 progress=progress,
+                allow_schema_change=job.allow_schema_change,
             )
             job_succeed(claim, model_version=result.model_version, reused_existing=result.reused_existing, progress=100)
         except JobLost:

@@ -38,10 +38,12 @@ from sklearn.preprocessing import OneHotEncoder
 from core.errors import ApplicationError
 
 from . import mlflow_access
+from .comparison import ModelSchema, SchemaChangeRefusal, schema_differences
 from .csv_reader import CsvReadError, csv_frame_read
 from .features import frame_coerce, nul_rows
 from .models import ModelVersion
 from .profile import CATEGORICAL, NUMERIC, infer_feature_kind, profile_build
+from .selectors import production_version_get
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ Progress = Callable[[int, str], None]
 
 class TrainingInputError(ApplicationError, ValueError):
     """The CSV, target or task cannot be trained on; the message says why."""
+
+
+class SchemaChangeNotConfirmed(SchemaChangeRefusal, TrainingInputError):
+    """The new version would answer another question or take other inputs than production."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,11 @@ class TrainingData:
     categorical: list[str]
     dropped: list[str]
 
+    @property
+    def schema(self) -> ModelSchema:
+        kinds = dict.fromkeys(self.numeric, NUMERIC) | dict.fromkeys(self.categorical, CATEGORICAL)
+        return ModelSchema(task=self.task, target=str(self.target.name), features=kinds)
+
 
 def training_data_prepare(
     *, csv: str | Path | io.IOBase, target: str, task: str | None, source_name: str
@@ -283,6 +294,31 @@ def training_data_prepare(
         categorical=categorical,
         dropped=dropped,
     )
+
+
+def training_schema_check(*, name: str, data: TrainingData, allow_schema_change: bool = False) -> list[str]:
+    """How a version of `name` trained on `data` would differ from its production version.
+
+    Raises SchemaChangeNotConfirmed, listing the differences, unless `allow_schema_change`.
+    Cheap (no fitting): run before training, and before queueing a training.
+    """
+    production = production_version_get(name)
+    if production is None:
+        return []
+    differences = schema_differences(
+        ModelSchema.of_profile(production.profile),
+        data.schema,
+        current_label=f"production (v{production.version})",
+        candidate_label="the new version",
+    )
+    if differences and not allow_schema_change:
+        raise SchemaChangeNotConfirmed(
+            f"A version of {name} trained on this data would not be a drop-in replacement for its production "
+            f"version {production.version}: {'; '.join(differences)}. Nothing was registered; confirm the "
+            "schema change to register it anyway.",
+            differences=differences,
+        )
+    return differences
 
 
 @transaction.atomic
@@ -315,11 +351,14 @@ def model_train(
     actor_label: str = "",
     source_name: str | None = None,
     progress: Progress | None = None,
+    allow_schema_change: bool = False,
 ) -> TrainingResult:
     """Train a model on a CSV and register it as a new version of `name`.
 
     Idempotent: the same data, target, task and config as an existing version of
-    `name` returns that version instead of registering a copy.
+    `name` returns that version instead of registering a copy. A version whose task,
+    target or features differ from `name`'s production version is refused (before
+    fitting) unless `allow_schema_change`.
     """
     report = progress or (lambda percent, stage: None)
     source_name = source_name or (Path(csv).name if isinstance(csv, (str, Path)) else "upload.csv")
@@ -328,6 +367,7 @@ def model_train(
     x, y, task = data.features, data.target, data.task
     numeric, categorical, dropped = data.numeric, data.categorical, data.dropped
     feature_columns = numeric + categorical
+    schema_changes = training_schema_check(name=name, data=data, allow_schema_change=allow_schema_change)
 
     data_sha = frame_sha256(pd.concat([x, y.rename(target)], axis=1))
     fingerprint = hashlib.sha256(
@@ -391,6 +431,8 @@ def model_train(
                 "mlapp.created_by": actor_label or getattr(actor, "username", ""),
             }
         )
+        if schema_changes:
+            mlflow.set_tag("mlapp.schema_change_confirmed", "; ".join(schema_changes)[:5000])
         mlflow.log_params(params)
         mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
         train_frame = pd.concat([x_train, y_train.rename(target)], axis=1)

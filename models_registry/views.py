@@ -3,15 +3,16 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from core.permissions import staff_required
 
 from . import mlflow_access, selectors, services
-from .forms import AliasMoveForm, TrainingForm
+from .comparison import version_comparison, versions_with_other_schema
+from .forms import AliasMoveForm, PromoteForm, TrainingForm
 from .models import TrainingJob
 from .profile import categories_by_share
-from .training import TrainingInputError, training_data_prepare
+from .training import SchemaChangeNotConfirmed, TrainingInputError, training_data_prepare, training_schema_check
 
 
 @login_required
@@ -32,6 +33,8 @@ def model_detail(request, name):
     rows = selectors.model_version_rows(name)
     if not rows:
         raise Http404(f"No registered model named {name!r}")
+    records = [row.record for row in rows if row.record is not None]
+    production = next((row.record for row in rows if mlflow_access.PRODUCTION in row.aliases), None)
     return render(
         request,
         "models_registry/model_detail.html",
@@ -40,6 +43,7 @@ def model_detail(request, name):
             "name": name,
             "rows": rows,
             "history": selectors.alias_history(name=name),
+            "other_schema": versions_with_other_schema(records, production),
             "alias_form": AliasMoveForm(),
             "mlflow_model_url": mlflow_access.model_url(name),
         },
@@ -68,21 +72,34 @@ def version_detail(request, name, version):
 
 
 @staff_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def version_promote(request, name, version):
-    form = AliasMoveForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "A reason is required to promote a version.")
-        return redirect("models_registry:detail", name=name)
-    try:
-        services.model_version_promote(
-            name=name, version=version, actor=request.user, reason=form.cleaned_data["reason"]
-        )
-    except services.PromotionError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{name} version {version} is now in production.")
-    return redirect("models_registry:detail", name=name)
+    """The candidate beside production (schema, metrics, features, data, size), and the promotion form."""
+    comparison = version_comparison(name=name, version=version)
+    if comparison is None:
+        raise Http404(f"{name} has no version {version}")
+    form = PromoteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_version_promote(
+                name=name,
+                version=version,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                confirm_schema_change=form.cleaned_data["confirm_schema_change"],
+            )
+        except services.IncompatiblePromotion:
+            form.add_error("confirm_schema_change", "Not promoted: confirm the differences listed above to promote it.")
+        except services.PromotionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{name} version {version} is now in production.")
+            return redirect("models_registry:detail", name=name)
+    return render(
+        request,
+        "models_registry/version_promote.html",
+        {"nav": "models", "name": name, "comparison": comparison, "form": form},
+    )
 
 
 @staff_required
@@ -104,16 +121,25 @@ def model_rollback(request, name):
 @staff_required
 def training_new(request):
     form = TrainingForm(request.POST or None, request.FILES or None)
+    schema_changes = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["csv_file"]
         try:
-            # Check the CSV now, so a bad file is refused on the page and nothing is queued.
-            training_data_prepare(
+            # Check the CSV (and what it changes against production) now, so a refused file
+            # is refused on the page and nothing is queued.
+            data = training_data_prepare(
                 csv=upload.file,
                 target=form.cleaned_data["target"],
                 task=form.cleaned_data["task"] or None,
                 source_name=upload.name,
             )
+            training_schema_check(
+                name=form.cleaned_data["model_name"],
+                data=data,
+                allow_schema_change=form.cleaned_data["allow_schema_change"],
+            )
+        except SchemaChangeNotConfirmed as exc:
+            schema_changes = exc.differences
         except TrainingInputError as exc:
             form.add_error(None, str(exc))
         else:
@@ -124,9 +150,19 @@ def training_new(request):
                 task=form.cleaned_data["task"],
                 model_name=form.cleaned_data["model_name"],
                 actor=request.user,
+                allow_schema_change=form.cleaned_data["allow_schema_change"],
             )
             return redirect("models_registry:training_job", pk=job.pk)
-    return render(request, "models_registry/training_new.html", {"nav": "models", "form": form})
+    return render(
+        request,
+        "models_registry/training_new.html",
+        {
+            "nav": "models",
+            "form": form,
+            "model_names": selectors.registered_model_names(),
+            "schema_changes": schema_changes,
+        },
+    )
 
 
 @staff_required

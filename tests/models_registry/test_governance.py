@@ -1,6 +1,7 @@
 """Promotion and rollback: the MLflow alias moves, the audit trail records it, staff only."""
 
 import pytest
+from django.template.defaultfilters import floatformat
 
 from models_registry import mlflow_access, services
 from models_registry.demo_data import churn_frame
@@ -89,7 +90,8 @@ def test_registry_pages_show_versions_aliases_and_profile(two_versions, staff_cl
     assert name in listing.content.decode()
     body = detail.content.decode()
     assert v1.training_data_sha256[:12] in body and v2.run_id[:8] in body and "production" in body
-    assert "Promote to production" in body and "Roll back" in body
+    assert f'href="/models/{name}/versions/1/promote/"' not in body  # in production already
+    assert "Compare &amp; promote" in body and "Roll back" in body
     page = version.content.decode()
     assert "monthly_charges" in page and "month-to-month" in page and v2.test_data_sha256 in page
     # Categories most frequent first, whatever order the stored (jsonb) profile keeps.
@@ -98,6 +100,19 @@ def test_registry_pages_show_versions_aliases_and_profile(two_versions, staff_cl
     assert [page.index(f"{category} <span") for category in by_share] == sorted(
         page.index(f"{category} <span") for category in by_share
     )
+
+
+def test_the_promote_page_puts_the_candidate_beside_production(two_versions, staff_client):
+    name, v1, v2 = two_versions
+
+    page = staff_client.get(f"/models/{name}/versions/2/promote/").content.decode()
+
+    assert "Production v1" in page and "Candidate v2" in page
+    assert floatformat(v1.metrics["accuracy"], 4) in page and floatformat(v2.metrics["accuracy"], 4) in page
+    assert v1.training_data_sha256[:16] in page and v2.training_data_sha256[:16] in page
+    assert f"{v1.n_train_rows:,} / {v1.n_test_rows:,}" in page and f"{v2.n_train_rows:,} / {v2.n_test_rows:,}" in page
+    assert "Not a drop-in replacement" not in page and 'name="confirm_schema_change"' not in page
+    assert "Promote to production" in page
 
 
 def test_promote_and_rollback_from_the_web_page(two_versions, staff_client):

@@ -58,3 +58,11 @@ def test_a_training_the_task_queue_cannot_take_fails_saying_so(
         "The task queue is unavailable: Error 111 connecting to 127.0.0.1:6379. Connection refused. "
         "(the job was not started)"
     )
+
+
+def test_the_form_names_no_model_until_the_user_does(mlflow_store, churn_model, staff_client):
+    page = staff_client.get("/models/train/").content.decode()
+
+    field = page[page.index('name="model_name"') :].split(">", 1)[0]
+    assert "value=" not in field and 'list="model-names"' in field
+    assert f'<option value="{churn_model.name}">' in page  # existing names are offered, not chosen

@@ -3,8 +3,9 @@ import json
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from models_registry import mlflow_access
+from models_registry import mlflow_access, selectors
 from models_registry.models import AliasChange, ModelVersion
+from models_registry.training import model_train
 from monitoring.services.bootstrap import platform_bootstrap
 from monitoring.services.schedules import default_periodic_tasks, model_periodic_tasks, periodic_tasks_setup
 
@@ -44,7 +45,9 @@ def test_the_single_model_schedules_are_retired():
     assert "removed ingest raw files: now one schedule per model" in lines
 
 
-def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, settings, tmp_path, unique_model_name):
+def test_bootstrap_trains_promotes_once_and_creates_the_admin(
+    mlflow_store, settings, tmp_path, unique_model_name, housing_csv
+):
     settings.VAR_DIR = tmp_path
     settings.MLAPP_DATA_DIR = tmp_path / "data"
 
@@ -60,3 +63,30 @@ def test_bootstrap_trains_promotes_once_and_creates_the_admin(mlflow_store, sett
     assert AliasChange.objects.get(model_name=unique_model_name).action == "bootstrap"
     assert all((tmp_path / "data" / d / unique_model_name).is_dir() for d in ("raw", "good", "bad", "archive"))
     assert PeriodicTask.objects.filter(name=f"ingest raw files · {unique_model_name}").exists()
+    # Someone trains a version of their own under the demo's name: the next start leaves it all alone.
+    model_train(csv=housing_csv, target="price", name=unique_model_name, actor_label="alice")
+    third = platform_bootstrap(dataset="housing", demo_name=unique_model_name)
+    assert third[1] == f"{unique_model_name} holds versions trained since the bootstrap (v2): left as it is"
+    assert int(mlflow_access.client().get_model_version_by_alias(unique_model_name, "production").version) == 1
+
+
+def test_bootstrap_never_writes_into_a_model_it_did_not_make(
+    mlflow_store, settings, tmp_path, unique_model_name, churn_csv
+):
+    """Someone's classifier holds the demo's name, with no production version: the housing
+    demo (a regressor) is not trained into it, nor promoted over it."""
+    settings.VAR_DIR = tmp_path
+    settings.MLAPP_DATA_DIR = tmp_path / "data"
+    demo_name = unique_model_name
+    theirs = model_train(csv=churn_csv, target="churned", name=demo_name, actor_label="alice").model_version
+
+    lines = platform_bootstrap(dataset="housing", demo_name=demo_name)
+
+    assert lines[1] == (
+        f"{demo_name} already exists and is not the demo model (v1 not trained by the bootstrap): left as it is"
+    )
+    assert [int(v.version) for v in mlflow_access.client().search_model_versions(f"name = '{demo_name}'")] == [1]
+    assert list(ModelVersion.objects.filter(name=demo_name)) == [theirs]
+    assert selectors.model_aliases(demo_name) == {}
+    assert not AliasChange.objects.filter(model_name=demo_name).exists()
+    assert not (tmp_path / "demo").exists()  # not even the demo data was generated

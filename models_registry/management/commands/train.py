@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry import services
-from models_registry.training import TrainingInputError, model_train
+from models_registry.training import SchemaChangeNotConfirmed, TrainingInputError, model_train
 
 
 class Command(BaseCommand):
@@ -13,6 +13,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="Registered model name (a new one, or an existing model's)")
         parser.add_argument("--task", choices=["classification", "regression"], help="Default: inferred")
         parser.add_argument("--promote", action="store_true", help="Give the new version the production alias")
+        parser.add_argument(
+            "--allow-schema-change",
+            action="store_true",
+            help="Register (and with --promote, promote) even if the task, target or features differ from production",
+        )
 
     def handle(self, *args, **options):
         def progress(percent, stage):
@@ -27,7 +32,10 @@ class Command(BaseCommand):
                 task=options["task"],
                 actor_label="manage.py train",
                 progress=progress,
+                allow_schema_change=options["allow_schema_change"],
             )
+        except SchemaChangeNotConfirmed as exc:
+            raise CommandError(f"{exc} (--allow-schema-change registers it anyway)") from exc
         except TrainingInputError as exc:
             raise CommandError(str(exc)) from exc
         mv = result.model_version
@@ -45,6 +53,7 @@ class Command(BaseCommand):
                     version=mv.version,
                     actor_label="manage.py train --promote",
                     reason="promoted from the command line",
+                    confirm_schema_change=options["allow_schema_change"],
                 )
             except services.PromotionError as exc:
                 raise CommandError(str(exc)) from exc
