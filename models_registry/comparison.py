@@ -274,7 +274,7 @@ def model_artifact_bytes(*, name: str, version: int) -> int | None:
 
 def _version_facts(*, name: str, version: int, with_size: bool) -> VersionFacts:
     record = selectors.model_version_get(name=name, version=version)
-    profile = record.profile if record else model_version_profile(name, version)[2]
+    profile = record.profile if record else model_version_profile(name, version)[2].data
     size = model_artifact_bytes(name=name, version=version) if with_size else None
     return VersionFacts(version=version, record=record, profile=profile, artifact_bytes=size)
 

@@ -160,6 +160,12 @@ def _outside_move_decide(*, name: str, version: int) -> AliasChange | None:
         failure = None
     except PromotionError as exc:
         failure = str(exc)
+    if failure is None:
+        # A move made outside mlapp cannot confirm a schema change: a version that answers another
+        # question, or takes other inputs, than the one serving is refused (staff may promote it here).
+        comparison = version_comparison(name=name, version=version, with_sizes=False)
+        if comparison is not None and comparison.schema_changes:
+            failure = f"it is not a drop-in replacement for version {served}: " + "; ".join(comparison.schema_changes)
     with transaction.atomic():
         # Taken again inside the transaction: a promotion through mlapp moves the MLflow alias just
         # before it commits its own record, and another process may have decided meanwhile.

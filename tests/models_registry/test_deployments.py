@@ -94,3 +94,16 @@ def test_a_move_in_mlflow_to_a_version_that_fails_is_refused_alerted_and_not_ser
     alert = Alert.objects.get(model_name=name)
     assert alert.severity == "critical" and f"v{v2}" in alert.title and "refused" in alert.title
     assert [d.version for d in deployment_list() if d.name == name] == [v1]
+
+
+def test_a_move_in_mlflow_to_a_version_of_another_schema_is_refused(served_v1_and_v2, housing_csv):
+    name, v1, _ = served_v1_and_v2
+    regressor = model_train(csv=housing_csv, target="price", name=name, allow_schema_change=True).model_version
+    mlflow_access.client().set_registered_model_alias(name, "production", str(regressor.version))
+
+    deployments.deployments_refresh()
+
+    (refused,) = AliasChange.objects.filter(model_name=name, action="outside_refused")
+    assert refused.to_version == regressor.version and "not a drop-in replacement" in refused.reason
+    assert "task:" in refused.reason  # the difference is named
+    assert served_version_get(name=name) == v1 and loader().get(name).version == v1
