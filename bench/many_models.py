@@ -29,17 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DB = "mlapp_bench_many_models"
 PG = "postgres://postgres@127.0.0.1:5432"
-ROW = {
-    "age": 40,
-    "tenure_months": 3,
-    "monthly_charges": 80.5,
-    "total_charges": 241.5,
-    "support_calls": 2,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "card",
-    "region": "north",
-}
 
 
 def _psql(sql: str) -> None:
@@ -89,7 +78,9 @@ def main():
 
 
 def _timed_requests(client, names: list[str], n: int, rng: random.Random) -> dict[str, list[float]]:
-    body = json.dumps({"features": ROW})
+    from models_registry.demo_data import DEMO_ROWS
+
+    body = json.dumps({"features": DEMO_ROWS["churn"]})
     times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(n):
         name = rng.choice(names)
@@ -162,7 +153,7 @@ def _run(args, var: Path):
     print(
         f"  resident memory: {rss_start:.0f} MB before loading, {rss_one:.0f} MB with 1 model, "
         f"{rss_all:.0f} MB with {args.models}: {per_model_mb:.1f} MB per additional model; "
-        f"each version's own load: median {statistics.median(own) / 1e6:.1f} MB"
+        f"each version holds (arrays and text, as health reports): median {statistics.median(own) / 1e6:.2f} MB"
         if own
         else ""
     )

@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,17 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DB = "mlapp_bench_serving"
 PG = "postgres://postgres@127.0.0.1:5432"
 OURS_PORT, MLFLOW_PORT = 8097, 5097
-ROW = {
-    "age": 40,
-    "tenure_months": 3,
-    "monthly_charges": 80.5,
-    "total_charges": 241.5,
-    "support_calls": 2,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "card",
-    "region": "north",
-}
 
 
 OURS_PATH = "/api/v1/models/churn-demo/predict/"
@@ -96,6 +86,9 @@ def _drive(port, path, body, headers, n_requests, n_clients):
 
 
 def main():
+    sys.path.insert(0, str(ROOT))
+    from models_registry.demo_data import DEMO_ROWS  # numpy and pandas only: no Django needed
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
@@ -145,7 +138,7 @@ def main():
         # Floor: the pipeline on one prepared row, in process.
         floor = (
             subprocess.run(
-                [python, "-c", _FLOOR.format(tracking_uri=tracking_uri, row=json.dumps(ROW))],
+                [python, "-c", _FLOOR.format(tracking_uri=tracking_uri, row=json.dumps(DEMO_ROWS["churn"]))],
                 cwd=ROOT,
                 env=env,
                 check=True,
@@ -201,9 +194,9 @@ def main():
         _wait(OURS_PORT, "/api/v1/health/")
         _wait(MLFLOW_PORT, "/ping")
 
-        ours_body = json.dumps({"features": ROW})
+        ours_body = json.dumps({"features": DEMO_ROWS["churn"]})
         ours_headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
-        mlflow_body = json.dumps({"dataframe_records": [ROW]})
+        mlflow_body = json.dumps({"dataframe_records": [DEMO_ROWS["churn"]]})
         mlflow_headers = {"Content-Type": "application/json"}
         results = {}
         for clients in (1, 8):

@@ -100,6 +100,21 @@ def demo_frame(dataset: str, *, n_rows: int = 5000, seed: int = 0, drift: float 
     raise ValueError(f"Unknown demo dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
+# One typical row of each demo dataset's features (the README's curl example; tests and benches).
+DEMO_ROWS = {
+    "churn": {
+        "age": 40,
+        "tenure_months": 3,
+        "monthly_charges": 80.5,
+        "total_charges": 241.5,
+        "support_calls": 2,
+        "contract": "month-to-month",
+        "internet_service": "fiber",
+        "payment_method": "card",
+        "region": "north",
+    },
+    "housing": {"area_m2": 95.0, "rooms": 3, "building_age": 20, "district": "suburb", "heating": "gas"},
+}
 # The demo model the bootstrap trains: under this name only, never into another model.
 DEMO_MODEL_NAME = "churn-demo"
 DEMO_TARGETS = {"churn": "churned", "housing": "price"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -47,13 +47,33 @@ from .selectors import served_version_get
 logger = logging.getLogger(__name__)
 
 
-def _resident_bytes() -> int | None:
-    """This process's resident memory (Linux), to state what a loaded version costs."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
+def _held_bytes(root) -> int:
+    """Bytes of the arrays and text a loaded model holds (numpy arrays, lists, dicts, objects walked once).
+
+    A process's resident memory does not grow by what a load allocates when freed pages are
+    reused, so the model's own data is counted instead: what the health endpoint reports per version.
+    """
+    seen, stack, total = set(), [root], 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or item is None or isinstance(item, (bool, int, float, type)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            total += item.nbytes
+            if item.dtype == object:
+                stack.extend(item.ravel().tolist())
+        elif isinstance(item, (str, bytes)):
+            total += sys.getsizeof(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += sys.getsizeof(item)
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+    return total
 
 
 class ModelUnavailable(UnavailableError):
@@ -101,7 +121,7 @@ class ServedModel:
     pipeline: Any = field(repr=False)
     loaded_at: Any = None
     row_scorer: RowScorer | None = field(default=None, repr=False)  # fast path for a few rows
-    # Growth of the process's resident memory while this version loaded (approximate:
+    # What the loaded version holds in memory (its arrays and text, see `_held_bytes`).
     # another thread allocating meanwhile counts too); None where it cannot be read.
     memory_bytes: int | None = None
 
@@ -186,18 +206,16 @@ def served_model_load(name: str, version: int) -> ServedModel:
     except ProfileSchemaError as exc:
         raise ModelUnavailable(f"Cannot serve {exc}") from exc
     started = time.perf_counter()
-    resident_before = _resident_bytes()
     pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     fast = row_scorer_build(pipeline, profile)
-    resident_after = _resident_bytes()
-    memory = resident_after - resident_before if resident_before is not None and resident_after else None
+    memory = _held_bytes((pipeline, fast))
     logger.info(
         "Loaded %s version %s in %.2f s (fast row scoring %s, %s MB)",
         name,
         version,
         time.perf_counter() - started,
         "on" if fast else "off",
-        f"{memory / 1e6:.1f}" if memory is not None else "?",
+        f"{memory / 1e6:.1f}",
     )
     return ServedModel(
         name=name,
@@ -208,7 +226,7 @@ def served_model_load(name: str, version: int) -> ServedModel:
         pipeline=pipeline,
         loaded_at=timezone.now(),
         row_scorer=fast,
-        memory_bytes=max(memory, 0) if memory is not None else None,
+        memory_bytes=memory,
     )
 
 
