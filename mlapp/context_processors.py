@@ -12,14 +12,18 @@ def _model_nav(request) -> dict:
     """
     names = [d.name for d in deployment_list()]
     match = getattr(request, "resolver_match", None)
-    current = match.kwargs.get("model_name") if match else None
-    here = match.view_name if match and current else None
+    # Pages of one model name it `model_name`; the registry's own pages (models_registry) `name`.
+    key = None
+    if match is not None:
+        key = "model_name" if "model_name" in match.kwargs else "name" if match.namespace == "models_registry" else None
+    current = match.kwargs.get(key) if key else None
+    here = match.view_name if current else None
     target = current or (names[0] if names else None)
 
     def same_page(name: str) -> str:
         if here:
             try:
-                return reverse(here, kwargs={"model_name": name})
+                return reverse(here, kwargs={key: name})
             except NoReverseMatch:  # a page that needs more than the model (a report, a feature)
                 pass
         return reverse("monitoring:model_overview", kwargs={"model_name": name})

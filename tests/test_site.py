@@ -25,3 +25,16 @@ def test_a_page_whose_database_is_down_is_a_503_not_a_500(client, monkeypatch):
 
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "The database is unavailable" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_model_switcher_names_the_page_s_model_and_opens_the_same_page_for_another(
+    user_client, churn_model, housing_model
+):
+    drift = user_client.get(f"/models/{housing_model.name}/drift/")
+    registry = user_client.get(f"/models/{housing_model.name}/")
+
+    assert drift.context["model_nav"]["current"] == registry.context["model_nav"]["current"] == housing_model.name
+    assert (churn_model.name, f"/models/{churn_model.name}/drift/") in drift.context["model_nav"]["others"]
+    assert (churn_model.name, f"/models/{churn_model.name}/") in registry.context["model_nav"]["others"]
+    assert f'href="/models/{churn_model.name}/drift/"' in drift.content.decode()
