@@ -4,7 +4,7 @@
 directly (`services.outside_alias_moves_check`), then re-read every deployment's
 served version and load it if it is new, so no request waits for the load.
 `watch_start` runs that pass every `MLAPP_MODEL_POLL_SECONDS` on a daemon thread;
-the web server starts it in each worker after it forks (scripts/gunicorn.conf.py),
+the web server starts it in each worker after it forks (mlapp/gunicorn_conf.py),
 the Celery worker in each pool process (mlapp/celery.py). Nothing starts it at
 import time.
 """

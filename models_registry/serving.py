@@ -122,7 +122,6 @@ class ServedModel:
     loaded_at: Any = None
     row_scorer: RowScorer | None = field(default=None, repr=False)  # fast path for a few rows
     # What the loaded version holds in memory (its arrays and text, see `_held_bytes`).
-    # another thread allocating meanwhile counts too); None where it cannot be read.
     memory_bytes: int | None = None
 
     def __post_init__(self):

@@ -28,10 +28,14 @@ def deployment_setup(*, model_name: str) -> list[str]:
 
 
 def deployments_sync() -> list[str]:
-    """Decide on outside moves, then set up every deployment (cheap when nothing changed)."""
+    """Decide on outside moves, then set up the platform's schedules and every deployment
+    (cheap when nothing changed). The deployment watchers decide on outside moves too; this
+    pass does it where no watcher runs (beat and a worker only)."""
     registry_services.outside_alias_moves_check()
-    names = [d.name for d in registry_selectors.deployment_list()]
-    return periodic_tasks_setup(model_names=names) + [f"{name}: {data_folders(name)['raw']}" for name in names]
+    lines = periodic_tasks_setup()
+    for deployment in registry_selectors.deployment_list():
+        lines.extend(deployment_setup(model_name=deployment.name))
+    return lines
 
 
 def outside_move_refused_alert(*, change) -> Alert | None:

@@ -104,11 +104,16 @@ def model_folder_name(model_name: str) -> str:
     return model_name
 
 
-def data_folders(model_name: str) -> dict[str, Path]:
-    """The model's raw/, good/, bad/ and archive/ folders (created if missing)."""
+def data_folder_paths(model_name: str) -> dict[str, Path]:
+    """Where the model's raw/, good/, bad/ and archive/ folders are (nothing is created: a page may ask)."""
     root = Path(settings.MLAPP_DATA_DIR)
     folder = model_folder_name(model_name)
-    folders = {name: root / name / folder for name in FOLDERS}
+    return {name: root / name / folder for name in FOLDERS}
+
+
+def data_folders(model_name: str) -> dict[str, Path]:
+    """The model's raw/, good/, bad/ and archive/ folders, created if missing."""
+    folders = data_folder_paths(model_name)
     for path in folders.values():
         path.mkdir(parents=True, exist_ok=True)
     return folders

@@ -17,7 +17,7 @@ from ..models import Alert, IngestedFile
 from ..params import model_name_param
 from ..selectors import ingestion as selectors
 from ..services.alerts import alert_acknowledge as alert_acknowledge_service
-from ..services.ingestion import data_folders
+from ..services.ingestion import data_folder_paths
 from ..tasks import ingest_raw_files_task
 
 PAGE_SIZE = 50
@@ -51,7 +51,7 @@ def ingestion_overview(request, model_name: str):
         {
             "nav": "ingestion",
             "model_name": model_name,
-            "raw_folder": data_folders(model_name)["raw"],
+            "raw_folder": data_folder_paths(model_name)["raw"],
             "page": page,
             "status": status or "",
             "run_id": run_id,

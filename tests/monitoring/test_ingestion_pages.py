@@ -60,6 +60,15 @@ def test_each_model_s_ingestion_page_shows_its_own_files_only(user_client, inges
     assert f"raw/{housing_model.name}" in house
 
 
+def test_an_ingestion_page_creates_no_folder(user_client, settings, tmp_path, unique_model_name):
+    settings.MLAPP_DATA_DIR = tmp_path
+
+    page = user_client.get(reverse("monitoring:ingestion", args=[unique_model_name]))
+
+    assert page.status_code == 200 and f"raw/{unique_model_name}" in page.content.decode()
+    assert not (tmp_path / "raw" / unique_model_name).exists()
+
+
 def test_alerts_filter_by_model(user_client, ingested, housing_model):
     mine = user_client.get(reverse("monitoring:alerts"), {"model": CHURN}).content.decode()
     other = user_client.get(reverse("monitoring:alerts"), {"model": housing_model.name}).content.decode()
