@@ -235,6 +235,18 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("Setting CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
 # Training and batch scoring: the soft limit; the hard one is a minute later.
 MLAPP_JOB_TIME_LIMIT_SECONDS = _read("MLAPP_JOB_TIME_LIMIT_SECONDS", int, 3600, minimum=1)
+# Model selection in training (models_registry/selection.py): candidates not finished after this
+# many seconds of cross-validation are skipped; cross-validation runs on at most this many rows.
+MLAPP_TRAIN_SELECTION_SECONDS = _read("MLAPP_TRAIN_SELECTION_SECONDS", float, 300.0, minimum=0)
+MLAPP_TRAIN_SELECTION_MAX_ROWS = _read("MLAPP_TRAIN_SELECTION_MAX_ROWS", int, 50_000, minimum=100)
+# The candidates it compares, in order (the first wins ties); one candidate: no cross-validation.
+TRAIN_CANDIDATE_NAMES = ("hist_gradient_boosting", "linear", "random_forest")  # = selection.CANDIDATES
+MLAPP_TRAIN_CANDIDATES = tuple(_read("MLAPP_TRAIN_CANDIDATES", _csv, list(TRAIN_CANDIDATE_NAMES)))
+if not MLAPP_TRAIN_CANDIDATES or set(MLAPP_TRAIN_CANDIDATES) - set(TRAIN_CANDIDATE_NAMES):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_TRAIN_CANDIDATES={','.join(MLAPP_TRAIN_CANDIDATES)!r} names no candidate or an unknown one:"
+        f" choose from {', '.join(TRAIN_CANDIDATE_NAMES)}"
+    )
 # The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
 # lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
 MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)

@@ -12,6 +12,7 @@ from .comparison import version_comparison, versions_with_other_schema
 from .forms import AliasMoveForm, PromoteForm, TrainingForm
 from .models import TrainingJob
 from .profile import categories_by_share
+from .reports import version_training_report
 from .training import SchemaChangeNotConfirmed, TrainingInputError, training_data_prepare, training_schema_check
 
 
@@ -67,6 +68,7 @@ def version_detail(request, name, version):
             "aliases": [a for a, v in selectors.model_aliases(name).items() if v == version],
             "run_url": mlflow_access.run_url(record.run_id),
             "mlflow_version_url": mlflow_access.model_url(name, version),
+            "report": version_training_report(record),
         },
     )
 
@@ -168,7 +170,8 @@ def training_new(request):
 @staff_required
 def training_job(request, pk):
     job = get_object_or_404(TrainingJob, pk=pk)
-    return render(request, "models_registry/training_job.html", {"nav": "models", "job": job})
+    report = version_training_report(job.model_version) if job.model_version else None
+    return render(request, "models_registry/training_job.html", {"nav": "models", "job": job, "report": report})
 
 
 @staff_required
@@ -187,5 +190,7 @@ def training_job_status(request, pk):
                 reverse("models_registry:version", args=[version.name, version.version]) if version else None
             ),
             "version": version.version if version is not None else None,
+            "report": version_training_report(version)["data"] if version is not None else [],
+            "selection": (version_training_report(version)["selection"].get("reason", "") if version else ""),
         }
     )
