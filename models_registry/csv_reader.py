@@ -36,6 +36,7 @@ HEAD_BYTES = 65536
 CHUNK_ROWS = 100_000
 DELIMITERS = (",", ";", "\t", "|")  # in order of preference when several fit
 SNIFF_ROWS = 50
+SNIFF_SHARE = 0.8  # of the sampled rows (header included) that must split like the header
 
 Source = str | Path | bytes | io.IOBase
 
@@ -76,8 +77,8 @@ def delimiter_name(delimiter: str) -> str:
 
 
 def _sniffed(head: bytes) -> str:
-    """The delimiter that splits the first rows into the same number (> 1) of fields, the most fields
-    winning (comma on a tie); comma when none does."""
+    """The delimiter that splits the header into the most fields (> 1; comma on a tie) and most of the first
+    rows into as many (a malformed row is then reported by the reader, naming the delimiter); comma when none does."""
     text = head.decode("utf-8-sig", errors="replace")
     if len(head) >= HEAD_BYTES and "\n" in text:
         text = text.rsplit("\n", 1)[0]  # the last line may be cut
@@ -92,7 +93,8 @@ def _sniffed(head: bytes) -> str:
                     break
         except csv.Error:
             continue
-        if rows and rows[0] > best_width and all(width == rows[0] for width in rows):
+        fitting = sum(width == rows[0] for width in rows) if rows else 0
+        if rows and rows[0] > best_width and fitting >= SNIFF_SHARE * len(rows):
             best, best_width = delimiter, rows[0]
     return best
 

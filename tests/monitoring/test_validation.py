@@ -264,11 +264,20 @@ def test_a_record_with_too_many_fields_quarantines_the_file(tmp_path, profile):
     assert not (tmp_path / "good.csv").exists() and not (tmp_path / "bad.csv").exists()
 
 
-def test_a_semicolon_file_names_the_missing_columns_and_the_separator(tmp_path, profile):
+def test_a_semicolon_file_is_read_with_its_delimiter(tmp_path, profile):
     result = _split(tmp_path, profile, "age;income;plan\n25;1500;basic\n")
 
+    assert result.whole_file_reason is None
+    assert (result.rows_in, result.rows_good, result.rows_bad) == (1, 1, 0)
+    assert '"25","1500","basic"' in result.good_path.read_text()
+
+
+def test_a_header_no_delimiter_splits_names_the_missing_columns_and_the_delimiters_tried(tmp_path, profile):
+    result = _split(tmp_path, profile, "age:income:plan\n25:1500:basic\n")
+
     assert result.whole_file_reason == (
-        "missing required column(s): age, income, plan (one column in the header: the separator must be a comma)"
+        "missing required column(s): age, income, plan (one column in the header: no delimiter among "
+        "comma ',', semicolon ';', tab, pipe '|' fits)"
     )
     assert (result.rows_in, result.rows_bad) == (1, 1)
 
