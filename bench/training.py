@@ -158,6 +158,29 @@ def part_selection(var: Path) -> bool:
     return ok
 
 
+class _StageClock:
+    """The command's output (verbosity 2 prints each progress stage), each line stamped when written."""
+
+    def __init__(self):
+        self.lines: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            if line.strip():
+                self.lines.append((time.perf_counter(), line.strip()))
+
+    def flush(self) -> None:
+        pass
+
+    def summary(self, started: float) -> str:
+        parts, previous, label = [], started, "start"
+        for stamp, line in self.lines:
+            if "%" in line.split(" ", 1)[0]:
+                parts.append(f"{label[:40]} {stamp - previous:.2f} s")
+                previous, label = stamp, line.split(" ", 1)[1]
+        return " | ".join(parts) + f" | {label[:40]} to the end"
+
+
 def part_cost(var: Path, sizes: list[int]) -> bool:
     from django.core.management import call_command
     from sklearn.model_selection import train_test_split
@@ -173,15 +196,20 @@ def part_cost(var: Path, sizes: list[int]) -> bool:
     )
 
     print("\n== cost: the whole train command vs the bare fit of the chosen pipeline (same rows)")
+    warm = var / "warm-up.csv"
+    churn_frame(n_rows=300, seed=1).to_csv(warm, index=False)
+    with open(os.devnull, "w") as quiet:  # MLflow creates its tables and imports its flavours once per process
+        call_command("train", csv=str(warm), target="churned", name="bench-warm-up", verbosity=0, stdout=quiet)
     ok = True
     for n_rows in sizes:
         csv = var / f"churn-{n_rows}.csv"
         churn_frame(n_rows=n_rows, seed=7).to_csv(csv, index=False)
         name = f"bench-cost-{n_rows}"
+        stages = _StageClock()
         started = time.perf_counter()
-        with open(os.devnull, "w") as quiet:
-            call_command("train", csv=str(csv), target="churned", name=name, verbosity=0, stdout=quiet)
+        call_command("train", csv=str(csv), target="churned", name=name, verbosity=2, stdout=stages)
         total = time.perf_counter() - started
+        print("  stages: " + stages.summary(started))
         mv = ModelVersion.objects.get(name=name, version=1)
         chosen = mv.params["selection"]
         data = training_data_prepare(csv=csv, target="churned", task=None, source_name=csv.name)

@@ -208,10 +208,11 @@ def is_row_number(values: pd.Series) -> bool:
 
 
 def _features_select(
-    frame: pd.DataFrame, target: str, *, row_numbers: frozenset[str] = frozenset()
+    frame: pd.DataFrame, target: str, *, row_numbers: dict[str, str] | None = None
 ) -> tuple[list[str], list[dict], dict[str, tuple[str, ...]]]:
     """Features to train on, the columns left out (column, reason), and the date columns with their parts."""
     kept, dropped, dates = [], [], {}
+    row_numbers = row_numbers or {}
     for column in frame.columns:
         if column == target:
             continue
@@ -224,8 +225,7 @@ def _features_select(
             dropped.append({"column": str(column), "reason": "constant"})
             continue
         if column in row_numbers:
-            low, high = values.min(), values.max()
-            dropped.append({"column": str(column), "reason": f"numbers the rows ({low:g}..{high:g}, each once)"})
+            dropped.append({"column": str(column), "reason": row_numbers[column]})
             continue
         if infer_feature_kind(values) == CATEGORICAL:
             is_date, has_time = is_date_column(values)
@@ -335,7 +335,11 @@ def training_data_prepare(
     frame = training_csv_read(csv, display_name=source_name)
     rows_read = len(frame)
     # Row numbers are judged on the file as read (before rows without a target go).
-    row_numbers = frozenset(c for c in frame.columns if c != target and is_row_number(frame[c]))
+    row_numbers = {
+        c: f"numbers the rows ({frame[c].min():g}..{frame[c].max():g}, each once)"
+        for c in frame.columns
+        if c != target and is_row_number(frame[c])
+    }
     frame, task = _target_check(frame, target, task, source_name)
     feature_columns, left_out, dates = _features_select(frame, target, row_numbers=row_numbers)
     numeric = [c for c in feature_columns if infer_feature_kind(frame[c]) == NUMERIC]

@@ -18,6 +18,7 @@ from models_registry.models import AliasChange, ModelVersion, TrainingJob
 from models_registry.rules import RulePath, RuleTable
 from models_registry.serving import loader
 from models_registry.training import TrainingInputError, model_train
+from monitoring.drift_stats import drift_compute
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,7 @@ def _houses(n_rows=200, seed=11) -> pd.DataFrame:
 
 
 def test_a_date_column_becomes_features_and_serving_derives_them_the_same_way(
-    mlflow_store, tmp_path, unique_model_name
+    mlflow_store, tmp_path, unique_model_name, user_client
 ):
     path = tmp_path / "houses.csv"
     _houses().to_csv(path, index=False)
@@ -63,6 +64,9 @@ def test_a_date_column_becomes_features_and_serving_derives_them_the_same_way(
     fast = served.predict_records([checked.rows[0]]).values
     slow = served.predict_frame(pd.DataFrame([checked.rows[0]])).values
     assert fast == pytest.approx(slow, rel=1e-9) and fast == pytest.approx(early, rel=1e-9)
+    # The predict form asks for a date, starting at the latest training date.
+    form = user_client.get(f"/models/{unique_model_name}/predict/").content.decode()
+    assert 'type="date"' in form and f'value="{listed["last"]}"' in form
 
 
 def test_a_date_column_in_an_ingested_or_batch_file_is_checked_by_the_same_rules(
@@ -200,3 +204,15 @@ def test_too_few_rows_with_a_target_says_how_many_have_none_and_writes_nothing(
         call_command("train", csv=str(path), target="price", name=unique_model_name)
 
     assert _versions(unique_model_name) == []
+
+
+def test_drift_tests_the_other_features_of_a_model_with_a_date(mlflow_store, tmp_path, unique_model_name):
+    path = tmp_path / "houses.csv"
+    _houses().to_csv(path, index=False)
+    mv = model_train(csv=path, target="price", name=unique_model_name).model_version
+    window = _houses(n_rows=300, seed=12).drop(columns="price")
+
+    result = drift_compute(profile=mv.profile, window=window)
+
+    tested = {feature.feature for feature in result.features}
+    assert "listed_on" not in tested and {"area_m2", "district"} <= tested
