@@ -37,7 +37,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from core.errors import ApplicationError
 
-from . import mlflow_access
+from . import mlflow_access, trust
 from .comparison import ModelSchema, SchemaChangeRefusal, schema_differences
 from .csv_reader import CsvReadError, csv_frame_read
 from .features import frame_coerce, nul_rows
@@ -457,6 +457,7 @@ def model_train(
 
     try:
         model_version = _model_version_record(
+            **trust.artifact_record_fields(artifact_uri=trust.version_artifact_uri(name=name, version=version)),
             name=name,
             version=version,
             run_id=run.info.run_id,
