@@ -8,6 +8,7 @@ import mlflow
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -225,3 +226,33 @@ def test_registering_the_same_model_and_reference_again_reuses_the_version(
 
     assert not first.reused_existing and again.reused_existing
     assert again.model_version.pk == first.model_version.pk
+
+
+def test_the_staff_page_registers_a_model_directory_and_shows_refusals(
+    churn_rows, reference_csv, unique_model_name, tmp_path, staff_client, plain_user
+):
+    user_client = Client()
+    user_client.force_login(plain_user)
+    good, pickled = tmp_path / "good", tmp_path / "pickled"
+    signature = infer_signature(churn_rows[NUMERIC + CATEGORICAL])
+    pipeline = _pipeline(churn_rows)
+    mlflow.sklearn.save_model(
+        pipeline, str(good), serialization_format="skops", signature=signature, skops_trusted_types=["numpy.dtype"]
+    )
+    mlflow.sklearn.save_model(pipeline, str(pickled), serialization_format="pickle", signature=signature)
+
+    def post(source, as_client=staff_client):
+        with reference_csv.open("rb") as upload:
+            return as_client.post(
+                "/models/register/",
+                {"model_name": unique_model_name, "source": str(source), "reference_csv": upload, "target": "churned"},
+            )
+
+    assert staff_client.get("/models/register/").status_code == 200
+    assert post(good, user_client).status_code == 403
+    refused = post(pickled)
+    assert refused.status_code == 200 and "saved as pickle: loading it unpickles" in refused.content.decode()
+    assert not ModelVersion.objects.filter(name=unique_model_name).exists()
+    registered = post(good)
+    assert registered.status_code == 302 and registered["Location"] == f"/models/{unique_model_name}/versions/1/"
+    assert ModelVersion.objects.get(name=unique_model_name).origin == "imported"
