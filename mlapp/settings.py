@@ -258,6 +258,8 @@ if CELERY_BROKER_URL.startswith("redis"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
 # Where tasks go unless routed: one queue per deployment (or per test) sharing one Redis.
 CELERY_TASK_DEFAULT_QUEUE = _read("CELERY_TASK_DEFAULT_QUEUE", str, "celery")
+# A pool process loads the served models before it reports up (mlapp/celery.py): give it time to.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = _read("CELERY_WORKER_PROC_ALIVE_TIMEOUT", float, 120.0, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -265,6 +267,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # The platform must work air-gapped: MLflow sends no usage telemetry.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# No model file is ever unpickled: MLflow's own loaders refuse pickle, cloudpickle (and, in MLflow 3.17,
+# every sklearn format) with this off; mlapp loads scikit-learn models itself through skops with its
+# trusted-type list, after checking the files' hashes (models_registry/trust.py). Set by the platform,
+# not the environment: an operator cannot turn it back on by accident.
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 
 def _mlflow_uri_for(database: dict) -> str:
