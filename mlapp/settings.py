@@ -146,6 +146,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that stalls must not hang a request (docs/reliability.md): the server cancels a
+    # statement after MLAPP_DB_STATEMENT_TIMEOUT_SECONDS (0: never); libpq gives up connecting after
+    # MLAPP_DB_CONNECT_TIMEOUT_SECONDS (its floor is 2); and our backend (core/postgresql) probes a
+    # server that has said nothing for MLAPP_DB_STALL_SECONDS, dropping the connection if the probe
+    # gets no answer within MLAPP_DB_PROBE_SECONDS: an OperationalError, a 503 with Retry-After.
+    MLAPP_DB_CONNECT_TIMEOUT_SECONDS = _read("MLAPP_DB_CONNECT_TIMEOUT_SECONDS", int, 2, minimum=2)
+    MLAPP_DB_STATEMENT_TIMEOUT_SECONDS = _read("MLAPP_DB_STATEMENT_TIMEOUT_SECONDS", float, 60.0, minimum=0)
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = MLAPP_DB_CONNECT_TIMEOUT_SECONDS
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={int(MLAPP_DB_STATEMENT_TIMEOUT_SECONDS * 1000)}"
+    )
+MLAPP_DB_STALL_SECONDS = _read("MLAPP_DB_STALL_SECONDS", float, 1.0, minimum=0)
+MLAPP_DB_PROBE_SECONDS = _read("MLAPP_DB_PROBE_SECONDS", float, 0.5, minimum=0.05)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -252,6 +267,8 @@ if not MLAPP_TRAIN_CANDIDATES or set(MLAPP_TRAIN_CANDIDATES) - set(TRAIN_CANDIDA
 MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
 MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
 MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+# A job queued this long with no worker taking it has its task sent again (its message may be lost).
+MLAPP_JOB_QUEUED_RESEND_SECONDS = _read("MLAPP_JOB_QUEUED_RESEND_SECONDS", float, 120.0, minimum=1)
 if CELERY_BROKER_URL.startswith("redis"):
     # Redis hands an unacknowledged message (acks_late) to another worker after this long:
     # longer than the longest task may run, or a running job would be delivered twice.
@@ -318,6 +335,21 @@ MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
 MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
 MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
 MLAPP_INGEST_MAX_FILES_PER_RUN = _read("MLAPP_INGEST_MAX_FILES_PER_RUN", int, 100, minimum=1)
+# Caps on a CSV's shape (ingestion and batch scoring; models_registry/csv_limits.py): a file past
+# one is refused (quarantined whole) naming the limit, before any reader allocates for it.
+MLAPP_CSV_MAX_COLUMNS = _read("MLAPP_CSV_MAX_COLUMNS", int, 1000, minimum=1)
+MLAPP_CSV_MAX_HEADER_BYTES = _read("MLAPP_CSV_MAX_HEADER_BYTES", int, 65536, minimum=1)
+if MLAPP_CSV_MAX_HEADER_BYTES > 65536:
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_CSV_MAX_HEADER_BYTES={MLAPP_CSV_MAX_HEADER_BYTES} must be at most 65536 "
+        "(the CSV reader's header window)"
+    )
+MLAPP_CSV_MAX_FIELD_BYTES = _read("MLAPP_CSV_MAX_FIELD_BYTES", int, 65536, minimum=1)
+MLAPP_CSV_MAX_ROW_BYTES = _read("MLAPP_CSV_MAX_ROW_BYTES", int, 1 << 20, minimum=1)
+# Issue rows kept per ingested file (the most frequent; the rest are counted in one more_issues row).
+MLAPP_INGEST_MAX_ISSUES_PER_FILE = _read("MLAPP_INGEST_MAX_ISSUES_PER_FILE", int, 100, minimum=1)
+# Disk used by the quarantine (bad/<model>/): shown on the ingestion page; past this an alert is raised.
+MLAPP_QUARANTINE_ALERT_MB = _read("MLAPP_QUARANTINE_ALERT_MB", float, 1024.0, minimum=0)
 # Alert on any data-quality issue at least this severe (info, warning, error, critical).
 MLAPP_ALERT_MIN_SEVERITY = _read("MLAPP_ALERT_MIN_SEVERITY", str, "critical")
 if MLAPP_ALERT_MIN_SEVERITY not in ("info", "warning", "error", "critical"):
