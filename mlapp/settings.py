@@ -8,11 +8,14 @@ name, never at first use.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from core.rates import rate_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -49,14 +52,16 @@ VAR_DIR = Path(_read("MLAPP_VAR_DIR", str, str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = _read("DEBUG", _bool, False)
+# The embedded demo (scripts/run): plain HTTP on 127.0.0.1 and a generated secret key, DEBUG off.
+MLAPP_DEMO = _read("MLAPP_DEMO", _bool, False)
 
 
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not (DEBUG or MLAPP_DEMO):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (outside the demo, MLAPP_DEMO)")
     # Embedded demo: one random key per checkout, kept so sessions survive restarts.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
@@ -67,6 +72,31 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+
+# --- HTTPS (`manage.py check --deploy` is clean with the defaults) -------------
+# Production is served over HTTPS: redirect plain HTTP, secure cookies, HSTS. The demo and
+# DEBUG run on plain http://127.0.0.1; MLAPP_HTTPS=0 says so elsewhere (e.g. a private bench).
+MLAPP_HTTPS = _read("MLAPP_HTTPS", _bool, not (DEBUG or MLAPP_DEMO))
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _bool, MLAPP_HTTPS)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/", r"^health/"]
+SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, MLAPP_HTTPS)
+CSRF_COOKIE_SECURE = _read("CSRF_COOKIE_SECURE", _bool, MLAPP_HTTPS)
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", int, 31_536_000 if MLAPP_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _bool, True)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _bool, True)
+
+
+def _proxy_ssl_header(raw: str) -> tuple[str, str]:
+    """ "X-Forwarded-Proto" -> ("HTTP_X_FORWARDED_PROTO", "https"): the TLS proxy's header."""
+    name = raw.strip()
+    if not name or not all(part.isalnum() for part in name.split("-")):
+        raise ValueError("expected a header name such as X-Forwarded-Proto")
+    return "HTTP_" + name.upper().replace("-", "_"), "https"
+
+
+# Behind a proxy that terminates TLS: the header it sets to "https" (only if it always sets it).
+SECURE_PROXY_SSL_HEADER = _read("MLAPP_PROXY_SSL_HEADER", _proxy_ssl_header, None)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,6 +112,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "core",
     "jobs",
     "models_registry",
@@ -91,6 +122,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mlapp.middleware.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +131,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mlapp.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mlapp.urls"
@@ -167,6 +201,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -208,6 +247,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "mlapp.openapi.NestedSerializerAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Budgets per user (= per token) and per client address: core/throttles.py, MLAPP_THROTTLE_RATES.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttles.AnonThrottle",
+        "core.throttles.UserThrottle",
+        "core.throttles.PredictThrottle",
+    ],
+    "NUM_PROXIES": None,  # set below with MLAPP_PROXY_COUNT
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlapp API",
@@ -358,7 +404,78 @@ if MLAPP_ALERT_MIN_SEVERITY not in ("info", "warning", "error", "critical"):
         "use info, warning, error or critical"
     )
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- People: API budgets, login lockout, request size (docs/security.md) -------
+def _rate(name: str, default: str) -> str | None:
+    raw = env.str(name, default=default)
+    try:
+        rate_parse(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Setting {name}={raw!r} is malformed: {exc}") from exc
+    return raw
+
+
+# Requests per user (a DRF token is one per user, so per token too) and per client address;
+# "none" lifts a budget. Scoring endpoints spend the predict budget, every other call the user one.
+MLAPP_THROTTLE_RATES = {
+    "anon": _rate("MLAPP_THROTTLE_ANON", "60/min"),
+    "user": _rate("MLAPP_THROTTLE_USER", "600/min"),
+    "predict": _rate("MLAPP_THROTTLE_PREDICT", "1200/min"),
+}
+MLAPP_THROTTLE_CACHE = "default"
+
+
+def _cache(url: str) -> dict:
+    """CACHE_URL: redis://host:port/db (shared by every process), file:///abs/dir, or locmem://."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "mlapp"}
+    if url.startswith("file://") and url[len("file://") :].startswith("/"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://") :]}
+    if url == "locmem://":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(
+        f"Setting CACHE_URL={url!r} is malformed: use redis://host:port/db, file:///absolute/dir or locmem://"
+    )
+
+
+# Throttle counts must be seen by every gunicorn worker: the broker's Redis when there is one,
+# else files under var/ (shared by the processes of one machine).
+CACHES = {
+    "default": _cache(
+        _read(
+            "CACHE_URL",
+            str,
+            CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'cache'}",
+        )
+    )
+}
+
+# Login lockout (django-axes): this many failed logins for one username from one address lock
+# that pair out for MLAPP_LOGIN_LOCKOUT_MINUTES, on the login page and the admin alike.
+AXES_FAILURE_LIMIT = _read("MLAPP_LOGIN_FAILURE_LIMIT", int, 5, minimum=1)
+# 0: locked until staff unlock it (admin: Axes > Access attempts, or `manage.py axes_reset`).
+AXES_COOLOFF_TIME = timedelta(minutes=_read("MLAPP_LOGIN_LOCKOUT_MINUTES", float, 15.0, minimum=0)) or None
+# username+ip (default): a pair is locked, so nobody can lock a colleague out from elsewhere;
+# username: the account from any address (stops guessing spread over many addresses).
+MLAPP_LOGIN_LOCKOUT_BY = _read("MLAPP_LOGIN_LOCKOUT_BY", str, "username+ip")
+if MLAPP_LOGIN_LOCKOUT_BY not in ("username+ip", "username"):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_LOGIN_LOCKOUT_BY={MLAPP_LOGIN_LOCKOUT_BY!r} is malformed: use username+ip or username"
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]] if MLAPP_LOGIN_LOCKOUT_BY == "username+ip" else ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mlapp.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Reverse proxies in front of gunicorn: the client address is then that many hops back in
+# X-Forwarded-For (for the lockout and the anonymous API budget alike).
+MLAPP_PROXY_COUNT = _read("MLAPP_PROXY_COUNT", int, 0, minimum=0)
+AXES_IPWARE_PROXY_COUNT = MLAPP_PROXY_COUNT or None
+REST_FRAMEWORK["NUM_PROXIES"] = MLAPP_PROXY_COUNT or None
+AXES_VERBOSE = False
+
+# Request bodies kept in memory (JSON, form fields; uploaded files are not counted): a larger one
+# is a 413 naming the limit (JSON on the API, a page elsewhere).
+DATA_UPLOAD_MAX_MEMORY_SIZE = _read("MLAPP_MAX_BODY_MB", int, 10, minimum=1) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 EMAIL_BACKEND = _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")

@@ -32,3 +32,6 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("models/", include("models_registry.urls")),
 ]
+
+# Form fields past DATA_UPLOAD_MAX_MEMORY_SIZE: a 413 naming the limit (mlapp/middleware.py).
+handler400 = "mlapp.middleware.bad_request"

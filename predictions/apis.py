@@ -28,6 +28,7 @@ class LenientJSONParser(JSONParser):
 
 class PredictApi(APIView):
     parser_classes = [LenientJSONParser]
+    throttle_scope = "predict"  # its own budget per user (core/throttles.py)
 
     class OutputSerializer(serializers.Serializer):
         class RowSerializer(serializers.Serializer):
@@ -70,7 +71,9 @@ class PredictApi(APIView):
                 [FieldError(None, None, 'send an object with "rows" (a list) or "features" (one row)')]
             )
         records = body["rows"] if "rows" in body else [body["features"]]
-        result = services.predictions_make(model_name=model_name, records=records, source=Source.API)
+        result = services.predictions_make(
+            model_name=model_name, records=records, source=Source.API, actor=request.user
+        )
         return Response(
             {
                 "model_name": result.model_name,
@@ -145,7 +148,7 @@ class PredictionListApi(APIView):
         """Past predictions, newest first; under /models/{name}/ only that model's."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        criteria = dict(filters.validated_data)
+        criteria = dict(filters.validated_data, visible_to=request.user)
         if model_name is not None:
             criteria["model_name"] = model_name
         paginator = NewestFirst()
@@ -164,7 +167,7 @@ class PredictionFeedbackApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         prediction = services.prediction_feedback_record(
-            prediction_id=prediction_id, actual=payload.validated_data["actual"]
+            prediction_id=prediction_id, actual=payload.validated_data["actual"], actor=request.user
         )
         return Response(PredictionOutputSerializer(prediction).data)
 
@@ -202,6 +205,7 @@ class HealthApi(APIView):
     """Liveness and readiness: database, served model, registry reachability."""
 
     permission_classes = [AllowAny]
+    throttle_classes = []  # load balancers and probes poll it from one address
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from .access import prediction_visible_q
 from .models import GoodFile, Prediction, ScheduledRun
 
 
@@ -16,9 +17,14 @@ def prediction_list(
     source: str | None = None,
     model_name: str | None = None,
     model_version: int | None = None,
+    visible_to=None,
 ) -> QuerySet[Prediction]:
-    """Past predictions, newest first (indexed on time, source and version)."""
+    """Past predictions, newest first (indexed on time, source and version); with ``visible_to``
+    (a user), only those that user may see (predictions/access.py)."""
     queryset = Prediction.objects.all()
+    visible = prediction_visible_q(visible_to) if visible_to is not None else None
+    if visible is not None:
+        queryset = queryset.filter(visible)
     if since is not None:
         queryset = queryset.filter(created_at__gte=since)
     if until is not None:
