@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "models_registry",
     "predictions",
     "monitoring",
+    "retraining",
 ]
 
 MIDDLEWARE = [
