@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "models_registry",
     "predictions",
     "monitoring",
+    "retraining",
 ]
 
 MIDDLEWARE = [

@@ -30,6 +30,7 @@ urlpatterns = [
     # urls.py holds its full paths.
     path("", include("predictions.urls")),
     path("", include("monitoring.urls")),
+    path("", include("retraining.urls")),
     path("models/", include("models_registry.urls")),
 ]
 

@@ -42,7 +42,6 @@ from sklearn.pipeline import Pipeline
 
 from core.errors import ApplicationError
 
-
 from . import mlflow_access, selection, trust
 from .comparison import ModelSchema, SchemaChangeRefusal, schema_differences
 from .csv_reader import CsvReadError, csv_frame_read, delimiter_name

@@ -45,6 +45,7 @@ def model_detail(request, name):
             "name": name,
             "rows": rows,
             "history": selectors.alias_history(name=name),
+            "production_periods": selectors.production_periods(name=name),
             "other_schema": versions_with_other_schema(records, production),
             "alias_form": AliasMoveForm(),
             "mlflow_model_url": mlflow_access.model_url(name),
@@ -70,6 +71,8 @@ def version_detail(request, name, version):
             "run_url": mlflow_access.run_url(record.run_id),
             "mlflow_version_url": mlflow_access.model_url(name, version),
             "report": version_training_report(record),
+            "snapshot": selectors.training_snapshot_get(record),
+            "evaluation": selectors.challenger_evaluation_latest(name=name, version=version),
         },
     )
 
@@ -101,7 +104,13 @@ def version_promote(request, name, version):
     return render(
         request,
         "models_registry/version_promote.html",
-        {"nav": "models", "name": name, "comparison": comparison, "form": form},
+        {
+            "nav": "models",
+            "name": name,
+            "comparison": comparison,
+            "form": form,
+            "evaluation": selectors.challenger_evaluation_latest(name=name, version=version),
+        },
     )
 
 

@@ -122,10 +122,14 @@ class DriftReport(models.Model):
     n_features = models.PositiveIntegerField(default=0)
     prediction_drift = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True)
+    # Made by the model's schedule (the rows since its previous scheduled check): only these make the
+    # model's drift status and trigger retraining; a hand-run check (command, API) is kept beside them.
+    scheduled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_name", "scheduled", "-created_at"], name="drift_report_status")]
 
     def __str__(self):
         return f"drift report #{self.pk} {self.model_name} v{self.model_version}"
@@ -216,6 +220,10 @@ class DriftSettings(models.Model):
     config = models.JSONField(default=dict, blank=True)
     window_rows = models.PositiveIntegerField(default=5000, help_text="Rows checked when no interval is given")
     min_rows = models.PositiveIntegerField(default=50, help_text="No report on a window with fewer rows")
+    scheduled_min_rows = models.PositiveIntegerField(
+        default=500,
+        help_text="A scheduled check judges the rows since the previous one, extended back to this many when fewer",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
