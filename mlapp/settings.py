@@ -288,6 +288,8 @@ MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 # Shadow and A/B routing of the challenger (docs/serving.md, "Challenger traffic"). Shadow work waits in a
 # bounded queue per process (full: the request's shadow scoring is dropped and counted, production never waits).
 MLAPP_SHADOW_QUEUE_SIZE = _read("MLAPP_SHADOW_QUEUE_SIZE", int, 1000, minimum=1)
+# The shadow worker gathers requests this long before scoring and storing them together (one insert per batch).
+MLAPP_SHADOW_LINGER_MS = _read("MLAPP_SHADOW_LINGER_MS", float, 200.0, minimum=0)
 # "thread": a worker thread in each serving process; "celery": a task per request (a broker round trip).
 MLAPP_SHADOW_RUNNER = _read("MLAPP_SHADOW_RUNNER", str, "thread")
 if MLAPP_SHADOW_RUNNER not in ("thread", "celery"):

@@ -37,6 +37,7 @@ from functools import cache
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.db.models import F
+from django.utils.dateparse import parse_datetime
 
 from models_registry.rules import RulePath
 from models_registry.serving import ModelUnavailable, ServedModel, loader
@@ -213,15 +214,17 @@ def variant_pick(*, model_name: str, request_key: str | None, challenger_share: 
 class Route:
     answer: ServedModel  # the version whose answer is returned and stored
     variant: str
-    shadow: ServedModel | None = None  # shadow mode: the version that scores the rows off the path
+    # Shadow mode: the challenger version that scores the rows off the path (loaded there, not here).
+    shadow_version: int | None = None
 
 
 _unloadable: dict[tuple[str, int], float] = {}  # (model, version) -> when loading it last failed
 
 
-def challenger_get(*, model_name: str, production: ServedModel) -> ServedModel | None:
-    """The model's challenger version, loaded; None when there is none, it is production's, or it
-    cannot be loaded (tried again after ``MLAPP_MODEL_POLL_SECONDS``)."""
+def challenger_version_get(*, model_name: str, production: ServedModel) -> int | None:
+    """The model's challenger version; None when there is none, it is production's, or it could not
+    be loaded lately (tried again after ``MLAPP_MODEL_POLL_SECONDS``). Resolved like production's:
+    from the alias history, re-read in the background (`ModelLoader.version_resolve`)."""
     try:
         version = loader().version_resolve(model_name, CHALLENGER)
     except ModelUnavailable:
@@ -231,11 +234,24 @@ def challenger_get(*, model_name: str, production: ServedModel) -> ServedModel |
     failed_at = _unloadable.get((model_name, version))
     if failed_at is not None and time.monotonic() - failed_at < max(settings.MLAPP_MODEL_POLL_SECONDS, 1.0):
         return None
+    return version
+
+
+def _load_failed(model_name: str, version: int) -> None:
+    _unloadable[(model_name, version)] = time.monotonic()
+    logger.exception("Cannot load %s challenger version %s: production answers alone", model_name, version)
+
+
+def challenger_get(*, model_name: str, production: ServedModel) -> ServedModel | None:
+    """The model's challenger version, loaded (A/B: the first request a process routes to it waits
+    for the load); None as `challenger_version_get`, or when it cannot be loaded."""
+    version = challenger_version_get(model_name=model_name, production=production)
+    if version is None:
+        return None
     try:
         return loader().get_version(model_name, version)
     except Exception:  # any load failure: production answers, the failure is logged
-        _unloadable[(model_name, version)] = time.monotonic()
-        logger.exception("Cannot load %s challenger version %s: production answers", model_name, version)
+        _load_failed(model_name, version)
         return None
 
 
@@ -244,11 +260,12 @@ def route_pick(*, model_name: str, production: ServedModel, request_key: str | N
     policy = traffic_policy_get(model_name=model_name)
     if policy.mode == TrafficMode.PRODUCTION:
         return Route(answer=production, variant=Variant.PRODUCTION)
+    if policy.mode == TrafficMode.SHADOW:
+        version = challenger_version_get(model_name=model_name, production=production)
+        return Route(answer=production, variant=Variant.PRODUCTION, shadow_version=version)
     challenger = challenger_get(model_name=model_name, production=production)
     if challenger is None:
         return Route(answer=production, variant=Variant.PRODUCTION)
-    if policy.mode == TrafficMode.SHADOW:
-        return Route(answer=production, variant=Variant.PRODUCTION, shadow=challenger)
     variant = variant_pick(model_name=model_name, request_key=request_key, challenger_share=policy.challenger_share)
     return Route(answer=challenger if variant == Variant.CHALLENGER else production, variant=variant)
 
@@ -270,54 +287,80 @@ class ShadowWork:
     created_at: str  # when production answered (ISO), so both rows carry the same time
 
 
-def shadow_rows_score(works: list[ShadowWork]) -> int:
-    """Score each request's rows with its challenger version and store them as shadow rows, in one insert.
-
-    A request the challenger's own rules refuse (its schema differs) or that fails to score is
-    logged and skipped; returns the rows stored.
-    """
-    from django.utils.dateparse import parse_datetime  # noqa: PLC0415 (only the worker needs it)
-
-    rows = []
+def _checked(served: ServedModel, works: list[ShadowWork]) -> list[tuple[ShadowWork, list]]:
+    """Each request's rows checked by the challenger's own rules: all together, or one request at a
+    time when some are refused (a refused request is logged and left out)."""
+    path = RulePath(works[0].path)
+    table = served.rule_table()
+    records = [record for work in works for record in work.records]
+    try:
+        rows = records_check(records=records, table=table, max_rows=len(records), path=path).rows
+    except InputValidationError:
+        if len(works) == 1:
+            logger.warning("Shadow %s v%s refused request %s", served.name, served.version, works[0].request_id)
+            return []
+        return [pair for work in works for pair in _checked(served, [work])]
+    pairs, start = [], 0
     for work in works:
+        pairs.append((work, rows[start : start + len(work.records)]))
+        start += len(work.records)
+    return pairs
+
+
+def shadow_rows_score(works: list[ShadowWork]) -> int:
+    """Score queued requests' rows with their challenger version and store them as shadow rows.
+
+    Requests for the same version are checked and scored together and every row goes in one
+    insert; a shadow row's latency is its request's share of that work. A request the
+    challenger's own rules refuse (its schema differs) is logged and skipped; returns the rows stored.
+    """
+    groups: dict[tuple[str, int, str], list[ShadowWork]] = {}
+    for work in works:
+        groups.setdefault((work.model_name, work.version, work.path), []).append(work)
+    rows = []
+    for (model_name, version, _), group in groups.items():
         try:
-            served = loader().get_version(work.model_name, work.version)
-            started = time.perf_counter()
-            checked = records_check(
-                records=work.records, table=served.rule_table(), max_rows=len(work.records), path=RulePath(work.path)
-            )
-            outputs = served.predict_records(checked.rows)
-            latency_ms = (time.perf_counter() - started) * 1000
-        except InputValidationError as exc:
-            logger.warning("Shadow %s v%s refused request %s: %s", work.model_name, work.version, work.request_id, exc)
+            served = loader().get_version(model_name, version)
+        except Exception:  # cannot load: not offered again for a while (`challenger_version_get`)
+            _load_failed(model_name, version)
             continue
+        try:
+            started = time.perf_counter()
+            pairs = _checked(served, group)
+            if not pairs:
+                continue
+            outputs = served.predict_records([row for _, checked in pairs for row in checked])
+            latency_ms = (time.perf_counter() - started) * 1000 / len(pairs)
         except Exception:
-            logger.exception("Shadow %s v%s failed on request %s", work.model_name, work.version, work.request_id)
+            logger.exception("Shadow %s v%s failed on %s requests", model_name, version, len(group))
             continue
         labels = outputs.labels.tolist() if outputs.labels is not None else None
         values = outputs.values.tolist() if outputs.values is not None else None
         probabilities = outputs.probability_dicts()
-        created_at = parse_datetime(work.created_at)
-        rows.extend(
-            Prediction(
-                created_at=created_at,
-                model_name=served.name,
-                model_version=served.version,
-                run_id=served.run_id,
-                source=work.source,
-                request_id=work.request_id,
-                features=record,
-                predicted_label=labels[i] if labels is not None else None,
-                predicted_value=values[i] if values is not None else None,
-                probabilities=probabilities[i] if probabilities is not None else None,
-                latency_ms=latency_ms,
-                variant=Variant.SHADOW,
-                shadow_of_id=work.prediction_ids[i],
-            )
-            for i, record in enumerate(checked.rows)
-        )
+        index = 0
+        for work, checked in pairs:
+            created_at = parse_datetime(work.created_at)
+            for i, record in enumerate(checked):
+                rows.append(
+                    Prediction(
+                        created_at=created_at,
+                        model_name=served.name,
+                        model_version=served.version,
+                        run_id=served.run_id,
+                        source=work.source,
+                        request_id=work.request_id,
+                        features=record,
+                        predicted_label=labels[index] if labels is not None else None,
+                        predicted_value=values[index] if values is not None else None,
+                        probabilities=probabilities[index] if probabilities is not None else None,
+                        latency_ms=latency_ms,
+                        variant=Variant.SHADOW,
+                        shadow_of_id=work.prediction_ids[i],
+                    )
+                )
+                index += 1
     if rows:
-        Prediction.objects.bulk_create(rows)
+        Prediction.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
 
 
@@ -339,11 +382,13 @@ class ShadowStats:
 
 class ShadowRunner:
     """A bounded queue and one daemon worker thread per process (started on first use, and again
-    after a fork). The worker takes up to `batch_max` queued requests at a time and stores their
-    shadow rows in one insert."""
+    after a fork). The worker gathers queued requests for up to `linger` seconds (at most
+    `batch_max`), then checks, scores and stores them together: one insert per batch rather
+    than per request, so the shadow costs the process (and the database) little beside production."""
 
-    def __init__(self, *, max_queue: int, batch_max: int = 64):
+    def __init__(self, *, max_queue: int, batch_max: int = 256, linger: float = 0.0):
         self.batch_max = batch_max
+        self.linger = linger
         self._queue: queue.Queue[ShadowWork | None] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -389,9 +434,11 @@ class ShadowRunner:
                 break
             batch = [work]
             stop = False
+            deadline = time.monotonic() + self.linger
             while len(batch) < self.batch_max:
                 try:
-                    more = self._queue.get_nowait()
+                    remaining = deadline - time.monotonic()
+                    more = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
@@ -445,7 +492,7 @@ class ShadowRunner:
 @cache
 def shadow_runner() -> ShadowRunner:
     """This process's shadow runner, made on first use."""
-    return ShadowRunner(max_queue=settings.MLAPP_SHADOW_QUEUE_SIZE)
+    return ShadowRunner(max_queue=settings.MLAPP_SHADOW_QUEUE_SIZE, linger=settings.MLAPP_SHADOW_LINGER_MS / 1000)
 
 
 def shadow_submit(
@@ -453,8 +500,8 @@ def shadow_submit(
 ) -> None:
     """Hand the request's rows to the challenger, off the response path (after the production rows commit)."""
     work = ShadowWork(
-        model_name=route.shadow.name,
-        version=route.shadow.version,
+        model_name=route.answer.name,
+        version=route.shadow_version,
         records=records,
         prediction_ids=prediction_ids,
         request_id=request_id,

@@ -103,7 +103,7 @@ def predictions_make(
             for i, record in enumerate(cleaned)
         ]
     )
-    if route.shadow is not None:
+    if route.shadow_version is not None:
         routing.shadow_submit(
             route,
             records=cleaned,
