@@ -368,6 +368,21 @@ MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=
 # How often every process re-reads each model's served version (and checks MLflow for outside moves).
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
+# Shadow and A/B routing of the challenger (docs/serving.md, "Challenger traffic"). Shadow work waits in a
+# bounded queue per process (full: the request's shadow scoring is dropped and counted, production never waits).
+MLAPP_SHADOW_QUEUE_SIZE = _read("MLAPP_SHADOW_QUEUE_SIZE", int, 1000, minimum=1)
+# The shadow worker gathers requests this long before scoring and storing them together (one insert per batch).
+MLAPP_SHADOW_LINGER_MS = _read("MLAPP_SHADOW_LINGER_MS", float, 200.0, minimum=0)
+# "thread": a worker thread in each serving process; "celery": a task per request (a broker round trip).
+MLAPP_SHADOW_RUNNER = _read("MLAPP_SHADOW_RUNNER", str, "thread")
+if MLAPP_SHADOW_RUNNER not in ("thread", "celery"):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_SHADOW_RUNNER={MLAPP_SHADOW_RUNNER!r} is malformed: use thread or celery"
+    )
+# A/B auto-promotion (when a model's policy allows it) needs p at most this and this many labelled rows per arm.
+MLAPP_AB_AUTO_PROMOTE_P = _read("MLAPP_AB_AUTO_PROMOTE_P", float, 0.01, minimum=0)
+MLAPP_AB_MIN_ROWS = _read("MLAPP_AB_MIN_ROWS", int, 100, minimum=2)
+MLAPP_AB_CHECK_EVERY_MINUTES = _read("MLAPP_AB_CHECK_EVERY_MINUTES", int, 5, minimum=1)
 MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)
 # Batch scoring commits (and can resume after) every this many rows.
 MLAPP_BATCH_CHUNK_ROWS = _read("MLAPP_BATCH_CHUNK_ROWS", int, 50_000, minimum=1)
