@@ -241,7 +241,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -367,6 +367,8 @@ MLAPP_UPLOAD_DIR = VAR_DIR / "uploads"
 MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=1)
 # How often every process re-reads each model's served version (and checks MLflow for outside moves).
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
+# How long a process trusts a token it checked (core/authentication.py); 0: every request asks the database.
+MLAPP_TOKEN_CACHE_SECONDS = _read("MLAPP_TOKEN_CACHE_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 # Shadow and A/B routing of the challenger (docs/serving.md, "Challenger traffic"). Shadow work waits in a
 # bounded queue per process (full: the request's shadow scoring is dropped and counted, production never waits).

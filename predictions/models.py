@@ -9,6 +9,8 @@ class Source(models.TextChoices):
     API = "api"
     BATCH = "batch"
     SCHEDULED = "scheduled"
+    MLFLOW = "mlflow", "MLflow scoring protocol"  # /serving/{name}/invocations
+    V2 = "v2", "Open Inference Protocol"  # /v2/models/{name}/infer
 
 
 class Variant(models.TextChoices):
