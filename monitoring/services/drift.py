@@ -443,7 +443,7 @@ def scheduled_window_choose(*, model_name: str, model_settings: ModelDriftSettin
     if previous is None:
         return {"since": None, "last_n": model_settings.window_rows, "mode": "newest", "previous_report": None}
     floor = max(model_settings.scheduled_min_rows, model_settings.min_rows, 1)
-    newer = Prediction.objects.filter(model_name=model_name, created_at__gt=previous.window_end)
+    newer = predictions_served().filter(model_name=model_name, created_at__gt=previous.window_end)
     n_new = newer[:floor].count()
     if n_new == 0:
         raise DriftCheckError(
