@@ -42,7 +42,7 @@ from sklearn.pipeline import Pipeline
 
 from core.errors import ApplicationError
 
-from . import mlflow_access, selection
+from . import mlflow_access, selection, trust
 from .comparison import ModelSchema, SchemaChangeRefusal, schema_differences
 from .csv_reader import CsvReadError, csv_frame_read, delimiter_name
 from .dates import DATETIME, is_date_column, parts_for
@@ -553,6 +553,7 @@ def model_train(
 
     try:
         model_version = _model_version_record(
+            **trust.artifact_record_fields(artifact_uri=trust.version_artifact_uri(name=name, version=version)),
             name=name,
             version=version,
             run_id=run.info.run_id,

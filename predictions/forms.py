@@ -97,3 +97,26 @@ class PredictionFilterForm(forms.Form):
         choices=[("", "any source"), ("web", "web"), ("api", "api"), ("batch", "batch"), ("scheduled", "scheduled")],
     )
     model_version = forms.IntegerField(required=False, min_value=1, label="Model version")
+    variant = forms.ChoiceField(
+        required=False,
+        label="Answered by",
+        choices=[
+            ("", "production or A/B challenger"),
+            ("production", "production"),
+            ("challenger", "challenger (A/B)"),
+            ("shadow", "shadow (not returned)"),
+        ],
+    )
+
+
+class TrafficPolicyEditForm(forms.Form):
+    """A model's traffic policy as staff edit it on the comparison page (`routing.traffic_policy_set`)."""
+
+    mode = forms.ChoiceField(choices=[("production", "production only"), ("shadow", "shadow"), ("ab", "A/B split")])
+    challenger_percent = forms.FloatField(
+        label="Challenger share (%)", min_value=0.01, max_value=99.99, initial=10.0, help_text="A/B only"
+    )
+    auto_promote = forms.BooleanField(
+        required=False, label="Promote automatically when the A/B verdict is clearly better"
+    )
+    reason = forms.CharField(max_length=1000, widget=forms.TextInput(attrs={"placeholder": "Why (recorded)"}))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from mlapp.settings import _mlflow_uri_for
@@ -127,6 +128,12 @@ def _ensure_served(fields: dict):
         )
     loader().invalidate(record.name)
     return record
+
+
+@pytest.fixture(autouse=True)
+def _throttle_counts_start_at_zero():
+    """Each test process has its own in-memory cache (mlapp/settings_test.py): empty per test."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

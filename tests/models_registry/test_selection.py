@@ -10,7 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from models_registry import mlflow_access, selection
+from models_registry import mlflow_access, selection, trust
 from models_registry.dates import parts_for
 from models_registry.demo_data import churn_frame, housing_frame
 from models_registry.profile import profile_build
@@ -42,7 +42,8 @@ def test_the_trainer_tries_every_candidate_and_records_the_choice(
     assert chosen["rows"] == mv.n_train_rows  # cross-validated on the training split only
     best = max(chosen["candidates"], key=lambda c: c["cv_mean"])
     assert chosen["chosen"] == best["name"] and best["label"] in chosen["reason"]
-    assert mv.estimator == type(mlflow.sklearn.load_model(f"runs:/{mv.run_id}/model").named_steps["model"]).__name__
+    pipeline = trust.trusted_pipeline_load(name=mv.name, version=mv.version, record=mv)
+    assert mv.estimator == type(pipeline.named_steps["model"]).__name__
     # The run says the same.
     run = mlflow_access.client().get_run(mv.run_id)
     assert run.data.params["selection.chosen"] == chosen["chosen"]
