@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from django.core.management import CommandError, call_command
 
-from models_registry import mlflow_access, services
+from models_registry import mlflow_access, services, trust
 from models_registry.csv_reader import csv_frame_read, csv_header
 from models_registry.demo_data import housing_frame
 from models_registry.features import frame_for_model
@@ -48,7 +48,7 @@ def test_a_date_column_becomes_features_and_serving_derives_them_the_same_way(
     assert mv.params["data_report"]["date_features"] == {"listed_on": ["year", "month", "day", "dayofweek"]}
     assert "listed_on" not in mv.params["dropped_columns"]
     # The logged MLflow model takes the date itself (the parts are a step of its pipeline).
-    model = mlflow.sklearn.load_model(f"runs:/{mv.run_id}/model")
+    model = trust.trusted_pipeline_load(name=mv.name, version=mv.version, record=mv)
     row = {"area_m2": 100.0, "rooms": 3, "building_age": 10, "district": "suburb", "heating": "gas"}
     early = model.predict(frame_for_model(pd.DataFrame([{**row, "listed_on": "2021-02-01"}]), mv.profile))
     # The rule table checks a date; the served model (fast path and scikit-learn) scores it.
