@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "models_registry",
     "predictions",
     "monitoring",
+    "retraining",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that stalls must not hang a request (docs/reliability.md): the server cancels a
+    # statement after MLAPP_DB_STATEMENT_TIMEOUT_SECONDS (0: never); libpq gives up connecting after
+    # MLAPP_DB_CONNECT_TIMEOUT_SECONDS (its floor is 2); and our backend (core/postgresql) probes a
+    # server that has said nothing for MLAPP_DB_STALL_SECONDS, dropping the connection if the probe
+    # gets no answer within MLAPP_DB_PROBE_SECONDS: an OperationalError, a 503 with Retry-After.
+    MLAPP_DB_CONNECT_TIMEOUT_SECONDS = _read("MLAPP_DB_CONNECT_TIMEOUT_SECONDS", int, 2, minimum=2)
+    MLAPP_DB_STATEMENT_TIMEOUT_SECONDS = _read("MLAPP_DB_STATEMENT_TIMEOUT_SECONDS", float, 60.0, minimum=0)
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = MLAPP_DB_CONNECT_TIMEOUT_SECONDS
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={int(MLAPP_DB_STATEMENT_TIMEOUT_SECONDS * 1000)}"
+    )
+MLAPP_DB_STALL_SECONDS = _read("MLAPP_DB_STALL_SECONDS", float, 1.0, minimum=0)
+MLAPP_DB_PROBE_SECONDS = _read("MLAPP_DB_PROBE_SECONDS", float, 0.5, minimum=0.05)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -225,7 +241,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -286,17 +302,33 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("Setting CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
 # Training and batch scoring: the soft limit; the hard one is a minute later.
 MLAPP_JOB_TIME_LIMIT_SECONDS = _read("MLAPP_JOB_TIME_LIMIT_SECONDS", int, 3600, minimum=1)
+# Model selection in training (models_registry/selection.py): candidates not finished after this
+# many seconds of cross-validation are skipped; cross-validation runs on at most this many rows.
+MLAPP_TRAIN_SELECTION_SECONDS = _read("MLAPP_TRAIN_SELECTION_SECONDS", float, 300.0, minimum=0)
+MLAPP_TRAIN_SELECTION_MAX_ROWS = _read("MLAPP_TRAIN_SELECTION_MAX_ROWS", int, 50_000, minimum=100)
+# The candidates it compares, in order (the first wins ties); one candidate: no cross-validation.
+TRAIN_CANDIDATE_NAMES = ("hist_gradient_boosting", "linear", "random_forest")  # = selection.CANDIDATES
+MLAPP_TRAIN_CANDIDATES = tuple(_read("MLAPP_TRAIN_CANDIDATES", _csv, list(TRAIN_CANDIDATE_NAMES)))
+if not MLAPP_TRAIN_CANDIDATES or set(MLAPP_TRAIN_CANDIDATES) - set(TRAIN_CANDIDATE_NAMES):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_TRAIN_CANDIDATES={','.join(MLAPP_TRAIN_CANDIDATES)!r} names no candidate or an unknown one:"
+        f" choose from {', '.join(TRAIN_CANDIDATE_NAMES)}"
+    )
 # The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
 # lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
 MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
 MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
 MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+# A job queued this long with no worker taking it has its task sent again (its message may be lost).
+MLAPP_JOB_QUEUED_RESEND_SECONDS = _read("MLAPP_JOB_QUEUED_RESEND_SECONDS", float, 120.0, minimum=1)
 if CELERY_BROKER_URL.startswith("redis"):
     # Redis hands an unacknowledged message (acks_late) to another worker after this long:
     # longer than the longest task may run, or a running job would be delivered twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
 # Where tasks go unless routed: one queue per deployment (or per test) sharing one Redis.
 CELERY_TASK_DEFAULT_QUEUE = _read("CELERY_TASK_DEFAULT_QUEUE", str, "celery")
+# A pool process loads the served models before it reports up (mlapp/celery.py): give it time to.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = _read("CELERY_WORKER_PROC_ALIVE_TIMEOUT", float, 120.0, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -304,6 +336,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # The platform must work air-gapped: MLflow sends no usage telemetry.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# No model file is ever unpickled: MLflow's own loaders refuse pickle, cloudpickle (and, in MLflow 3.17,
+# every sklearn format) with this off; mlapp loads scikit-learn models itself through skops with its
+# trusted-type list, after checking the files' hashes (models_registry/trust.py). Set by the platform,
+# not the environment: an operator cannot turn it back on by accident.
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 
 def _mlflow_uri_for(database: dict) -> str:
@@ -335,7 +372,24 @@ MLAPP_UPLOAD_DIR = VAR_DIR / "uploads"
 MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=1)
 # How often every process re-reads each model's served version (and checks MLflow for outside moves).
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
+# How long a process trusts a token it checked (core/authentication.py); 0: every request asks the database.
+MLAPP_TOKEN_CACHE_SECONDS = _read("MLAPP_TOKEN_CACHE_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
+# Shadow and A/B routing of the challenger (docs/serving.md, "Challenger traffic"). Shadow work waits in a
+# bounded queue per process (full: the request's shadow scoring is dropped and counted, production never waits).
+MLAPP_SHADOW_QUEUE_SIZE = _read("MLAPP_SHADOW_QUEUE_SIZE", int, 1000, minimum=1)
+# The shadow worker gathers requests this long before scoring and storing them together (one insert per batch).
+MLAPP_SHADOW_LINGER_MS = _read("MLAPP_SHADOW_LINGER_MS", float, 200.0, minimum=0)
+# "thread": a worker thread in each serving process; "celery": a task per request (a broker round trip).
+MLAPP_SHADOW_RUNNER = _read("MLAPP_SHADOW_RUNNER", str, "thread")
+if MLAPP_SHADOW_RUNNER not in ("thread", "celery"):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_SHADOW_RUNNER={MLAPP_SHADOW_RUNNER!r} is malformed: use thread or celery"
+    )
+# A/B auto-promotion (when a model's policy allows it) needs p at most this and this many labelled rows per arm.
+MLAPP_AB_AUTO_PROMOTE_P = _read("MLAPP_AB_AUTO_PROMOTE_P", float, 0.01, minimum=0)
+MLAPP_AB_MIN_ROWS = _read("MLAPP_AB_MIN_ROWS", int, 100, minimum=2)
+MLAPP_AB_CHECK_EVERY_MINUTES = _read("MLAPP_AB_CHECK_EVERY_MINUTES", int, 5, minimum=1)
 MLAPP_MAX_UPLOAD_MB = _read("MLAPP_MAX_UPLOAD_MB", int, 200, minimum=1)
 # Batch scoring commits (and can resume after) every this many rows.
 MLAPP_BATCH_CHUNK_ROWS = _read("MLAPP_BATCH_CHUNK_ROWS", int, 50_000, minimum=1)
@@ -350,6 +404,21 @@ MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
 MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
 MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
 MLAPP_INGEST_MAX_FILES_PER_RUN = _read("MLAPP_INGEST_MAX_FILES_PER_RUN", int, 100, minimum=1)
+# Caps on a CSV's shape (ingestion and batch scoring; models_registry/csv_limits.py): a file past
+# one is refused (quarantined whole) naming the limit, before any reader allocates for it.
+MLAPP_CSV_MAX_COLUMNS = _read("MLAPP_CSV_MAX_COLUMNS", int, 1000, minimum=1)
+MLAPP_CSV_MAX_HEADER_BYTES = _read("MLAPP_CSV_MAX_HEADER_BYTES", int, 65536, minimum=1)
+if MLAPP_CSV_MAX_HEADER_BYTES > 65536:
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_CSV_MAX_HEADER_BYTES={MLAPP_CSV_MAX_HEADER_BYTES} must be at most 65536 "
+        "(the CSV reader's header window)"
+    )
+MLAPP_CSV_MAX_FIELD_BYTES = _read("MLAPP_CSV_MAX_FIELD_BYTES", int, 65536, minimum=1)
+MLAPP_CSV_MAX_ROW_BYTES = _read("MLAPP_CSV_MAX_ROW_BYTES", int, 1 << 20, minimum=1)
+# Issue rows kept per ingested file (the most frequent; the rest are counted in one more_issues row).
+MLAPP_INGEST_MAX_ISSUES_PER_FILE = _read("MLAPP_INGEST_MAX_ISSUES_PER_FILE", int, 100, minimum=1)
+# Disk used by the quarantine (bad/<model>/): shown on the ingestion page; past this an alert is raised.
+MLAPP_QUARANTINE_ALERT_MB = _read("MLAPP_QUARANTINE_ALERT_MB", float, 1024.0, minimum=0)
 # Alert on any data-quality issue at least this severe (info, warning, error, critical).
 MLAPP_ALERT_MIN_SEVERITY = _read("MLAPP_ALERT_MIN_SEVERITY", str, "critical")
 if MLAPP_ALERT_MIN_SEVERITY not in ("info", "warning", "error", "critical"):

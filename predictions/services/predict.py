@@ -15,6 +15,7 @@ from models_registry.rules import RulePath
 from models_registry.selectors import deployment_list, model_version_get
 from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
+from .. import routing
 from ..access import prediction_feedback_allowed, prediction_visible_q
 from ..models import Prediction
 from ..validation import FieldError, records_check
@@ -35,6 +36,7 @@ class PredictionResponse:
     request_id: str
     predictions: list[RowPrediction]
     warnings: list[FieldError]  # accepted, but worth knowing (a category unseen in training)
+    variant: str = "production"  # which arm of the model's traffic policy answered (predictions/routing.py)
 
 
 def served_model_get(model_name: str) -> ServedModel:
@@ -58,17 +60,21 @@ def predictions_make(
     served: ServedModel | None = None,
     path: RulePath = RulePath.API,
     actor=None,
+    request_key: str | None = None,
 ) -> PredictionResponse:
     """Score rows given as JSON objects with `model_name` and store one inference-log row each.
 
     Raises `InputValidationError` naming every bad row and field; nothing is
     stored then. ``path`` picks the model's rule policy (the web form passes ``form``); ``actor``,
     the user who asked, is recorded as the rows' maker (predictions/access.py).
-    The response names the version that actually answered.
+    The response names the version that actually answered: production, or the challenger when
+    the model's traffic policy routes this request (``request_key``) to it (`routing`).
     """
     served = served or served_model_get(model_name)
     if served.name != model_name:
         raise ValueError(f"asked for {model_name}, given a version of {served.name}")
+    route = routing.route_pick(model_name=model_name, production=served, request_key=request_key)
+    served = route.answer
     started = time.perf_counter()
     checked = records_check(
         records=records, table=served.rule_table(), max_rows=settings.MLAPP_PREDICT_MAX_ROWS, path=path
@@ -97,16 +103,28 @@ def predictions_make(
                 probabilities=probabilities[i] if probabilities is not None else None,
                 latency_ms=latency_ms,
                 created_by_id=maker,
+                variant=route.variant,
             )
             for i, record in enumerate(cleaned)
         ]
     )
+    if route.shadow_version is not None:
+        routing.shadow_submit(
+            route,
+            records=cleaned,
+            prediction_ids=[row.pk for row in rows],
+            request_id=request_id,
+            source=source,
+            path=path,
+            created_at=now,
+        )
     return PredictionResponse(
         model_name=served.name,
         model_version=served.version,
         run_id=served.run_id,
         request_id=request_id,
         warnings=warnings,
+        variant=route.variant,
         predictions=[
             RowPrediction(
                 id=row.pk,
