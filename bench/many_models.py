@@ -51,6 +51,10 @@ def main():
     var = Path(tempfile.mkdtemp(prefix="mlapp-bench-many-"))
     env = {
         "DEBUG": "1",
+        # Plain HTTP on 127.0.0.1, and budgets a bench must not trip (docs/security.md).
+        "MLAPP_HTTPS": "0",
+        "MLAPP_THROTTLE_PREDICT": "none",
+        "MLAPP_THROTTLE_USER": "none",
         "SECRET_KEY": "bench-only",
         "MLAPP_VAR_DIR": str(var),
         "OMP_NUM_THREADS": "1",

@@ -108,6 +108,10 @@ def main():
         "CELERY_BROKER_URL": args.redis,
         "CELERY_TASK_DEFAULT_QUEUE": "bench-shadow",
         "DEBUG": "0",
+        # Plain HTTP on 127.0.0.1, and budgets a bench must not trip (docs/security.md).
+        "MLAPP_HTTPS": "0",
+        "MLAPP_THROTTLE_PREDICT": "none",
+        "MLAPP_THROTTLE_USER": "none",
         "SECRET_KEY": "bench-only",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "MLAPP_VAR_DIR": str(var),

@@ -63,7 +63,26 @@ class RequestSizeMiddleware:
 
 
 def bad_request(request, exception, template_name="400.html"):
-    """handler400: form fields past the limit are a 413 naming it, not a bare 400."""
+    """handler400: form fields past the limit are a 413 naming it, not a bare 400; JSON on the API."""
     if isinstance(exception, RequestDataTooBig):
         return _too_large(request)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Bad request: it could not be read, so nothing was done."}, status=400)
     return defaults.bad_request(request, exception, template_name=template_name)
+
+
+def page_not_found(request, exception, template_name="404.html"):
+    """handler404: an API address that matches no URL answers in the API's error shape, as the
+    API's own 404s do; pages get the page (never the URL conf: DEBUG is off, even in the demo)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"No API endpoint at {request.path[:200]}"}, status=404)
+    return defaults.page_not_found(request, exception, template_name=template_name)
+
+
+def server_error(request, template_name="500.html"):
+    """handler500: JSON on the API, the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Internal error: it was logged. Retry, or tell the team running mlapp."}, status=500
+        )
+    return defaults.server_error(request, template_name=template_name)

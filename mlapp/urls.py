@@ -38,3 +38,6 @@ urlpatterns = [
 
 # Form fields past DATA_UPLOAD_MAX_MEMORY_SIZE: a 413 naming the limit (mlapp/middleware.py).
 handler400 = "mlapp.middleware.bad_request"
+# Under /api/ the error shape of the API, elsewhere the pages (templates/404.html, 500.html).
+handler404 = "mlapp.middleware.page_not_found"
+handler500 = "mlapp.middleware.server_error"

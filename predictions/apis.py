@@ -37,7 +37,7 @@ class PredictApi(APIView):
             probabilities = serializers.DictField(child=serializers.FloatField(), allow_null=True)
 
         class WarningSerializer(serializers.Serializer):
-            row = serializers.IntegerField()
+            row = serializers.IntegerField(allow_null=True, help_text="null: about the request as a whole")
             field = serializers.CharField(allow_null=True, help_text="null: the row as a whole (a duplicate)")
             problem = serializers.CharField()
 
@@ -150,6 +150,8 @@ class NewestFirst(CursorPagination):
 
 
 class PredictionListApi(APIView):
+    pagination_class = NewestFirst  # read by the schema generator: the answer is a page, not an array
+
     class FilterSerializer(serializers.Serializer):
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
@@ -168,7 +170,7 @@ class PredictionListApi(APIView):
         criteria = dict(filters.validated_data, visible_to=request.user)
         if model_name is not None:
             criteria["model_name"] = model_name
-        paginator = NewestFirst()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.prediction_list(**criteria), request, view=self)
         return paginator.get_paginated_response(PredictionOutputSerializer(page, many=True).data)
 
@@ -205,6 +207,8 @@ class ScheduledRunListApi(APIView):
     class Pagination(CursorPagination):
         ordering = ("-started_at", "-id")
         page_size = 50
+
+    pagination_class = Pagination  # read by the schema generator: the answer is a page, not an array
 
     class FilterSerializer(serializers.Serializer):
         model_name = serializers.CharField(required=False, max_length=255)

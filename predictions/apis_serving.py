@@ -99,6 +99,8 @@ _MLFLOW_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='MLflow\'s erro
 
 
 class MlflowInvocationsApi(_MlflowApi):
+    throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
+
     @extend_schema(
         operation_id="mlflow_invocations",
         tags=["MLflow scoring protocol"],
@@ -145,6 +147,7 @@ class MlflowPingApi(_MlflowApi):
     """`GET ping` / `GET health`: 200 while the model has a version that can answer, else 404."""
 
     permission_classes = [AllowAny]
+    throttle_classes = []  # probes
 
     @extend_schema(
         operation_id="mlflow_ping",
@@ -190,6 +193,7 @@ class V2ServerMetadataApi(_V2Api):
 
 class V2LiveApi(_V2Api):
     permission_classes = [AllowAny]
+    throttle_classes = []  # probes
 
     @extend_schema(operation_id="v2_health_live", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
@@ -200,6 +204,7 @@ class V2ReadyApi(_V2Api):
     """Ready when the database answers and every served model has a version that can answer."""
 
     permission_classes = [AllowAny]
+    throttle_classes = []  # probes
 
     @extend_schema(
         operation_id="v2_health_ready", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
@@ -243,6 +248,8 @@ class V2ModelReadyApi(_V2Api):
 
 
 class V2InferApi(_V2Api):
+    throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
+
     @extend_schema(
         operation_id="v2_model_infer",
         tags=_V2_TAGS,

@@ -15,7 +15,8 @@ def _clean_env() -> dict:
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "MLAPP_", "CELERY_")) and k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")
+        if not k.startswith(("MLFLOW_", "MLAPP_", "CELERY_", "CACHE_", "SECURE_"))
+        and k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")
     }
 
 
@@ -35,6 +36,13 @@ def _settings_import(env_overrides, code="import django; django.setup()"):
         ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
         ({"DEBUG": "1", "DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         ({"DEBUG": "1", "MLFLOW_PORT": "five"}, "Setting MLFLOW_PORT='five' is malformed"),
+        ({"DEBUG": "1", "MLAPP_THROTTLE_USER": "lots"}, "Setting MLAPP_THROTTLE_USER='lots' is malformed"),
+        ({"DEBUG": "1", "MLAPP_THROTTLE_PREDICT": "10/fortnight"}, "MLAPP_THROTTLE_PREDICT='10/fortnight'"),
+        ({"DEBUG": "1", "CACHE_URL": "memcached://x"}, "Setting CACHE_URL='memcached://x' is malformed"),
+        ({"DEBUG": "1", "MLAPP_LOGIN_LOCKOUT_BY": "ip"}, "Setting MLAPP_LOGIN_LOCKOUT_BY='ip' is malformed"),
+        ({"DEBUG": "1", "MLAPP_PROXY_SSL_HEADER": "X Fwd"}, "Setting MLAPP_PROXY_SSL_HEADER='X Fwd' is malformed"),
+        ({"DEBUG": "1", "MLAPP_HTTPS": "sometimes"}, "Setting MLAPP_HTTPS='sometimes' is malformed"),
+        ({"DEBUG": "1", "MLAPP_MAX_BODY_MB": "0"}, "MLAPP_MAX_BODY_MB='0' must be at least 1"),
     ],
 )
 def test_malformed_settings_fail_at_start(tmp_path, overrides, message):

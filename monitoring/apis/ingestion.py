@@ -68,6 +68,8 @@ MODEL_PARAMETER = OpenApiParameter("model_name", str, description="only this mod
 
 
 class IngestedFileListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the answer is a page, not an array
+
     @extend_schema(
         parameters=[
             MODEL_PARAMETER,
@@ -80,7 +82,7 @@ class IngestedFileListApi(APIView):
     )
     def get(self, request):
         run = request.query_params.get("run")
-        if run is not None and not run.isdigit():
+        if run is not None and (not run.isdigit() or int(run) >= 2**63):
             raise serializers.ValidationError({"run": "must be a run id (a positive integer)"})
         files = selectors.ingested_file_list(
             model_name=_model_param(request), status=_status_param(request), run_id=int(run) if run else None
@@ -156,6 +158,8 @@ class AlertOutputSerializer(serializers.Serializer):
 
 
 class AlertListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the answer is a page, not an array
+
     @extend_schema(
         parameters=[
             MODEL_PARAMETER,
