@@ -48,7 +48,7 @@ def test_the_gunicorn_hook_preloads_before_the_worker_takes_requests(churn_model
     assert client.get("/health/ready").status_code == 200
 
 
-def test_not_ready_with_the_broker_down(churn_model, client, staff_client, monkeypatch):
+def test_not_ready_with_the_broker_down(churn_model, client, monkeypatch):
     deployments.deployments_refresh()
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # Celery reads it before its own settings
     assert celery_app.conf.broker_write_url == "redis://127.0.0.1:1/0"
