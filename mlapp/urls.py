@@ -26,9 +26,15 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
+    # MLflow's scoring protocol (/serving/<name>/...) and the Open Inference Protocol (/v2/...).
+    path("", include("predictions.protocol_urls")),
     # Pages of one model live under /models/<name>/ whichever app serves them; each app's
     # urls.py holds its full paths.
     path("", include("predictions.urls")),
     path("", include("monitoring.urls")),
+    path("", include("retraining.urls")),
     path("models/", include("models_registry.urls")),
 ]
+
+# Form fields past DATA_UPLOAD_MAX_MEMORY_SIZE: a 413 naming the limit (mlapp/middleware.py).
+handler400 = "mlapp.middleware.bad_request"

@@ -179,3 +179,16 @@ class RulePolicyOverride(models.Model):
 
         rule_policy_forget(self.model_name)
         return result
+
+
+# Continuous training's records (a module of their own, so this file stays the registry's core tables).
+from .continuous_models import ChallengerEvaluation, TrainingSnapshot  # noqa: E402
+
+__all__ = [
+    "AliasChange",
+    "ChallengerEvaluation",
+    "ModelVersion",
+    "RulePolicyOverride",
+    "TrainingJob",
+    "TrainingSnapshot",
+]

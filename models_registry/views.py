@@ -13,6 +13,7 @@ from .forms import AliasMoveForm, ModelImportForm, PromoteForm, TrainingForm
 from .importing import ModelImportError, model_import
 from .models import TrainingJob
 from .profile import categories_by_share
+from .reports import version_training_report
 from .training import SchemaChangeNotConfirmed, TrainingInputError, training_data_prepare, training_schema_check
 
 
@@ -44,6 +45,7 @@ def model_detail(request, name):
             "name": name,
             "rows": rows,
             "history": selectors.alias_history(name=name),
+            "production_periods": selectors.production_periods(name=name),
             "other_schema": versions_with_other_schema(records, production),
             "alias_form": AliasMoveForm(),
             "mlflow_model_url": mlflow_access.model_url(name),
@@ -68,6 +70,9 @@ def version_detail(request, name, version):
             "aliases": [a for a, v in selectors.model_aliases(name).items() if v == version],
             "run_url": mlflow_access.run_url(record.run_id),
             "mlflow_version_url": mlflow_access.model_url(name, version),
+            "report": version_training_report(record),
+            "snapshot": selectors.training_snapshot_get(record),
+            "evaluation": selectors.challenger_evaluation_latest(name=name, version=version),
         },
     )
 
@@ -99,7 +104,13 @@ def version_promote(request, name, version):
     return render(
         request,
         "models_registry/version_promote.html",
-        {"nav": "models", "name": name, "comparison": comparison, "form": form},
+        {
+            "nav": "models",
+            "name": name,
+            "comparison": comparison,
+            "form": form,
+            "evaluation": selectors.challenger_evaluation_latest(name=name, version=version),
+        },
     )
 
 
@@ -169,7 +180,8 @@ def training_new(request):
 @staff_required
 def training_job(request, pk):
     job = get_object_or_404(TrainingJob, pk=pk)
-    return render(request, "models_registry/training_job.html", {"nav": "models", "job": job})
+    report = version_training_report(job.model_version) if job.model_version else None
+    return render(request, "models_registry/training_job.html", {"nav": "models", "job": job, "report": report})
 
 
 @staff_required
@@ -188,6 +200,8 @@ def training_job_status(request, pk):
                 reverse("models_registry:version", args=[version.name, version.version]) if version else None
             ),
             "version": version.version if version is not None else None,
+            "report": version_training_report(version)["data"] if version is not None else [],
+            "selection": (version_training_report(version)["selection"].get("reason", "") if version else ""),
         }
     )
 
