@@ -8,6 +8,16 @@ model_name_validator = RegexValidator(
 )
 
 
+def csv_upload_check(upload):
+    """An uploaded CSV that is neither empty nor over `MLAPP_MAX_UPLOAD_MB`."""
+    limit = settings.MLAPP_MAX_UPLOAD_MB * 1024 * 1024
+    if upload.size == 0:
+        raise forms.ValidationError("The file is empty.")
+    if upload.size > limit:
+        raise forms.ValidationError(f"The file is larger than {settings.MLAPP_MAX_UPLOAD_MB} MB.")
+    return upload
+
+
 class TrainingForm(forms.Form):
     csv_file = forms.FileField(label="Training CSV", help_text="A CSV with a header row and a target column.")
     target = forms.CharField(max_length=255, help_text="The column to predict.")
@@ -27,13 +37,7 @@ class TrainingForm(forms.Form):
     )
 
     def clean_csv_file(self):
-        upload = self.cleaned_data["csv_file"]
-        limit = settings.MLAPP_MAX_UPLOAD_MB * 1024 * 1024
-        if upload.size == 0:
-            raise forms.ValidationError("The file is empty.")
-        if upload.size > limit:
-            raise forms.ValidationError(f"The file is larger than {settings.MLAPP_MAX_UPLOAD_MB} MB.")
-        return upload
+        return csv_upload_check(self.cleaned_data["csv_file"])
 
 
 class AliasMoveForm(forms.Form):
@@ -76,10 +80,4 @@ class ModelImportForm(forms.Form):
     )
 
     def clean_reference_csv(self):
-        upload = self.cleaned_data["reference_csv"]
-        limit = settings.MLAPP_MAX_UPLOAD_MB * 1024 * 1024
-        if upload.size == 0:
-            raise forms.ValidationError("The file is empty.")
-        if upload.size > limit:
-            raise forms.ValidationError(f"The file is larger than {settings.MLAPP_MAX_UPLOAD_MB} MB.")
-        return upload
+        return csv_upload_check(self.cleaned_data["reference_csv"])

@@ -157,16 +157,20 @@ def skops_untrusted_types(path: Path) -> list[str]:
 
 
 def skops_load(path: Path):
-    """Load a skops file with the explicit trusted-type list; types outside it are refused, never built."""
-    import skops.io  # noqa: PLC0415 (see above)
+    """Load a skops file with the explicit trusted-type list; types outside it are refused, never built.
 
-    untrusted = skops_untrusted_types(path)
-    if untrusted:
+    skops audits the whole tree of types against the list before it constructs anything
+    (`skops.io.load`: `audit_tree` before `construct`), so one read of the file does both."""
+    import skops.io  # noqa: PLC0415 (see above)
+    from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415 (same)
+
+    try:
+        return skops.io.load(path, trusted=list(mlflow_access.SKOPS_TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
         raise ModelFormatRefused(
-            f"its skops file references types that are not trusted: {', '.join(untrusted)} "
+            f"its skops file references types that are not trusted: {exc} "
             "(models_registry.mlflow_access.SKOPS_TRUSTED_TYPES)"
-        )
-    return skops.io.load(path, trusted=list(mlflow_access.SKOPS_TRUSTED_TYPES))
+        ) from exc
 
 
 def model_directory_check(directory: Path) -> Path:

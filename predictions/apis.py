@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_parsers import JSONParser
+from core.task_queue import TaskQueueUnavailable, broker_check
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
 
@@ -223,7 +224,8 @@ class ScheduledRunListApi(APIView):
 
 
 class HealthApi(APIView):
-    """Liveness and readiness: database, served model, registry reachability."""
+    """Database, served models, registry and broker reachability, in one report (kept for existing clients;
+    probes use /health/live and /health/ready, see mlapp/health.py)."""
 
     permission_classes = [AllowAny]
     throttle_classes = []  # load balancers and probes poll it from one address
@@ -251,12 +253,19 @@ class HealthApi(APIView):
             body["model_error"] = "; ".join(f"{name}: {error}" for name, error in errors.items())
             code = status.HTTP_503_SERVICE_UNAVAILABLE
         body["model"] = {**loader().health(), "served": served}
-        if code == status.HTTP_200_OK and not body["model"]["registry_ok"]:
-            body["status"] = "degraded"  # serving the loaded model; the registry is unreachable
+        try:
+            broker_check()
+            body["broker"] = "ok"
+        except TaskQueueUnavailable as exc:
+            body["broker"] = str(exc)[:300]
+        if code == status.HTTP_200_OK and (not body["model"]["registry_ok"] or body["broker"] != "ok"):
+            body["status"] = "degraded"  # serving the loaded model; the registry or the task queue is unreachable
         if not request.user.is_staff:
             # Error texts can name hosts and databases: staff only.
-            for key in ("database", "model_error"):
+            for key in ("database", "model_error", "broker"):
                 if key in body and body[key] != "ok":
                     body[key] = "error"
             body["model"].pop("registry_error", None)
+            for refused in body["model"]["refused"]:
+                refused.pop("reason", None)
         return Response(body, status=code)

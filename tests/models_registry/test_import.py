@@ -256,3 +256,5 @@ def test_the_staff_page_registers_a_model_directory_and_shows_refusals(
     registered = post(good)
     assert registered.status_code == 302 and registered["Location"] == f"/models/{unique_model_name}/versions/1/"
     assert ModelVersion.objects.get(name=unique_model_name).origin == "imported"
+    page = staff_client.get(registered["Location"])
+    assert page.status_code == 200 and "monthly_charges" in page.content.decode()
