@@ -172,6 +172,14 @@ def training_set_assemble(*, record: ModelVersion, window_days: int, min_eval_ro
         if (len(feedback) or len(files))
         else feedback
     )
+    if len(labelled) and profile.classes:
+        known = labelled[profile.target].isin(list(profile.classes))
+        if not known.all():
+            notes.append(
+                f"{int((~known).sum()):,} labelled row(s) left out: their label is not a class of version "
+                f"{record.version} ({', '.join(profile.classes)})"
+            )
+            labelled = labelled[known.to_numpy()].reset_index(drop=True)
     if len(labelled):
         keys = _row_keys(labelled, columns)
         fresh = ~keys.duplicated()
