@@ -88,6 +88,11 @@ def model_version_rows(name: str) -> list[VersionRow]:
     return sorted(rows, key=lambda row: row.version, reverse=True)
 
 
+def model_version_numbers(name: str) -> list[int]:
+    """The versions of ``name`` that mlapp registered or imported, oldest first (one query, no MLflow)."""
+    return list(ModelVersion.objects.filter(name=name).order_by("version").values_list("version", flat=True))
+
+
 def model_version_get(*, name: str, version: int) -> ModelVersion | None:
     return ModelVersion.objects.filter(name=name, version=version).select_related("created_by").first()
 

@@ -30,7 +30,7 @@ from jobs.services import (
 
 from . import mlflow_access, signals
 from .comparison import SchemaChangeRefusal, version_comparison
-from .models import AliasChange, TrainingJob
+from .models import AliasChange, ModelVersion, TrainingJob
 from .selectors import served_version_get
 from .serving import loader
 from .training import TrainingInputError, model_train
@@ -206,7 +206,9 @@ def model_version_promote(
     from production's is promoted only with `confirm_schema_change`; the alias history then
     records the confirmed differences with the reason. `action` says who decided (a staff
     promotion, or ``auto_promote`` by the retraining policy): the path is the same."""
-    comparison = version_comparison(name=name, version=version, with_sizes=False)
+    # A version mlapp did not register has no record to compare: its smoke test refuses it (trust.py).
+    known = ModelVersion.objects.filter(name=name, version=version).exists()
+    comparison = version_comparison(name=name, version=version, with_sizes=False) if known else None
     changes = comparison.schema_changes if comparison is not None else []
     if changes and not confirm_schema_change:
         raise IncompatiblePromotion(

@@ -85,6 +85,12 @@ class IngestedFile(Claimable):
     def bad_share(self):
         return self.rows_bad / self.rows_in if self.rows_in else 0.0
 
+    @property
+    def is_regular_file(self) -> bool:
+        """False for an entry of raw/ that was not a regular file (a link, a folder...): quarantined
+        unread, its `sha256` is a key of the entry, not a content hash (see services.ingestion)."""
+        return not self.sha256.startswith("not-a-file:")
+
 
 class DataQualityIssue(models.Model):
     ingested_file = models.ForeignKey(IngestedFile, on_delete=models.CASCADE, related_name="issues")

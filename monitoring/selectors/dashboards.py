@@ -22,7 +22,8 @@ from core.errors import ApplicationError
 from models_registry.models import ModelVersion
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
-from predictions.models import Prediction, ScheduledRun
+from predictions.models import ScheduledRun
+from predictions.selectors import predictions_served
 
 from ..models import Alert, DataQualityIssue, DriftReport, FeatureDrift, IngestedFile, IngestionRun, PredictionRollup
 from ..services.drift import PREDICTION_FEATURE
@@ -247,7 +248,7 @@ def series_window(
 def _grouped(*, model_name, granularity, since, until, model_version=None, source=None):
     """Rows of (bucket, model_version, predicted, actual) with n, feedback and value sums, in the database."""
     if granularity == MINUTE:
-        rows = Prediction.objects.filter(model_name=model_name, created_at__gte=since, created_at__lt=until)
+        rows = predictions_served().filter(model_name=model_name, created_at__gte=since, created_at__lt=until)
         rows = rows.annotate(
             bucket=TruncMinute("created_at"),
             predicted=Coalesce("predicted_label", Value("")),

@@ -36,7 +36,7 @@ from models_registry.policies import rule_policy_get
 from models_registry.profile import NUMERIC, FeatureSpec, ProfileSchemaError, TrainingProfile
 from models_registry.rules import TEXT_MISSING, Action, Duplicates, RulePath, RuleTable
 from models_registry.serving import ModelUnavailable, loader, model_version_profile
-from predictions.models import Prediction
+from predictions.selectors import predictions_served
 
 from ..drift_stats import DriftConfig, drift_compute
 from ..models import Alert, DriftReport, DriftSettings, FeatureDrift, Severity
@@ -147,7 +147,7 @@ def drift_window_load(
 ) -> DriftWindow:
     """The newest ``last_n`` rows of the model (in [since, until) when given), read through the model's rule
     table: features typed by the profile, rows its drift policy quarantines left out."""
-    rows = Prediction.objects.filter(model_name=model_name)
+    rows = predictions_served().filter(model_name=model_name)
     if source:
         rows = rows.filter(source=source)
     if since is not None:
@@ -443,7 +443,7 @@ def scheduled_window_choose(*, model_name: str, model_settings: ModelDriftSettin
     if previous is None:
         return {"since": None, "last_n": model_settings.window_rows, "mode": "newest", "previous_report": None}
     floor = max(model_settings.scheduled_min_rows, model_settings.min_rows, 1)
-    newer = Prediction.objects.filter(model_name=model_name, created_at__gt=previous.window_end)
+    newer = predictions_served().filter(model_name=model_name, created_at__gt=previous.window_end)
     n_new = newer[:floor].count()
     if n_new == 0:
         raise DriftCheckError(
