@@ -129,11 +129,14 @@ def demo_stream_frame(
 ) -> tuple[pd.DataFrame, Counter]:
     """One file's rows, with faults injected."""
     frame = demo_frame(config.dataset, n_rows=config.rows, seed=seed, drift=drift)
-    if not config.with_target:
-        frame = frame.drop(columns=[DEMO_TARGETS[config.dataset]])
+    target = DEMO_TARGETS[config.dataset]
+    labels = frame.pop(target)
     share = config.fault_share if fault_share is None else fault_share
     rng = np.random.default_rng(seed + 7919)
-    return _inject_faults(frame, n_faults=round(config.rows * share), rng=rng)
+    frame, faults = _inject_faults(frame, n_faults=round(config.rows * share), rng=rng)
+    if config.with_target:  # the labels are the ground truth: faults go into the features only
+        frame[target] = labels.to_numpy()
+    return frame, faults
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:

@@ -7,8 +7,10 @@ rows that came in within the policy's window:
 - ``feedback``: predictions of the model that received their actual outcome (features as served);
 - ``files``: good rows of ingested files whose original (in archive/) carries the target column.
 
-Rows are typed by the production profile and deduplicated (a labelled row already in the base, or
-seen twice, counts once). New rows are those labelled after the production version was trained: none
+Rows are typed by the production profile; labelled rows that break one of its row rules (a value far
+out of range, an unknown category: kept by ingestion for scoring and drift, not ground truth to learn
+from) are left out, and the rest deduplicated (a labelled row already in the base, or seen twice,
+counts once). New rows are those labelled after the production version was trained: none
 means no new version. The held-out rows both versions are judged on are chosen before training and
 kept out of the challenger's training set: the newest labelled rows when at least twice
 ``min_eval_rows`` are new (``recent``), else the production version's own test split, rebuilt from its
@@ -22,12 +24,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from django.utils import timezone
 from sklearn.model_selection import train_test_split
 
 from models_registry import training
 from models_registry.models import ChallengerEvaluation, ModelVersion
+from models_registry.policies import rule_policy_get
+from models_registry.rules import TEXT_MISSING, RulePath, RuleTable
 from models_registry.snapshots import frame_csv_buffer, training_frame_normalise, version_training_frame
 from monitoring.models import IngestedFile
 from predictions.models import Prediction
@@ -125,6 +131,32 @@ def labelled_file_rows(*, model_name: str, profile, since: datetime) -> tuple[pd
     return pd.concat(frames, ignore_index=True), notes
 
 
+def _text(value) -> str | None:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    return str(value)
+
+
+def rule_breaking_rows(frame: pd.DataFrame, *, profile, model_name: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows of `frame` with a finding of the production profile's row rules (out of range beyond the
+    tolerance, unknown category, missing where training had none, wrong type), and the count per rule:
+    kept for scoring and drift, they are not ground truth to learn from."""
+    breaking = np.zeros(len(frame), dtype=bool)
+    counts: dict[str, int] = {}
+    if frame.empty:
+        return breaking, counts
+    table = RuleTable(profile, policy=rule_policy_get(model_name=model_name))
+    columns = {
+        name: pa.array([_text(v) for v in frame[name].tolist()], type=pa.string()) for name in profile.feature_names
+    }
+    check = table.chunk_check(columns, path=RulePath.INGESTION, missing_tokens=TEXT_MISSING)
+    for rule, _name, positions, _values, _action in check.findings:
+        fresh = ~breaking[positions]
+        counts[rule] = counts.get(rule, 0) + int(fresh.sum())
+        breaking[positions] = True
+    return breaking, counts
+
+
 def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(frame[columns], index=False)
 
@@ -172,6 +204,23 @@ def training_set_assemble(*, record: ModelVersion, window_days: int, min_eval_ro
         if (len(feedback) or len(files))
         else feedback
     )
+    if len(labelled) and profile.classes:
+        known = labelled[profile.target].isin(list(profile.classes))
+        if not known.all():
+            notes.append(
+                f"{int((~known).sum()):,} labelled row(s) left out: their label is not a class of version "
+                f"{record.version} ({', '.join(profile.classes)})"
+            )
+            labelled = labelled[known.to_numpy()].reset_index(drop=True)
+    if len(labelled):
+        breaking, counts = rule_breaking_rows(labelled, profile=profile, model_name=record.name)
+        if breaking.any():
+            listed = ", ".join(f"{rule} {n:,}" for rule, n in sorted(counts.items()))
+            notes.append(
+                f"{int(breaking.sum()):,} labelled row(s) left out: they break a row rule of version "
+                f"{record.version}'s profile ({listed})"
+            )
+            labelled = labelled[~breaking].reset_index(drop=True)
     if len(labelled):
         keys = _row_keys(labelled, columns)
         fresh = ~keys.duplicated()

@@ -16,6 +16,7 @@ call it); `retrain_job_run` runs it in a worker:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -146,8 +147,19 @@ def retrain_job_run(*, job_id: int) -> RetrainJob:
 
 
 def _run(claim, job: RetrainJob) -> None:
-    def stage(percent: int, text: str) -> None:
+    timings: dict[str, float] = {}
+    clock = {"stage": "data", "at": time.perf_counter()}
+
+    def stage(percent: int, text: str, name: str | None = None) -> None:
+        if name is not None:  # what each part of the pass cost, stated with its outcome
+            now = time.perf_counter()
+            timings[clock["stage"]] = timings.get(clock["stage"], 0.0) + now - clock["at"]
+            clock.update(stage=name, at=now)
         job_heartbeat(claim, progress=percent, stage=text[:255])
+
+    def spent() -> str:
+        stage(100, "done", "done")
+        return " (" + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")"
 
     production = production_version_get(job.model_name)
     if production is None:
@@ -167,7 +179,7 @@ def _run(claim, job: RetrainJob) -> None:
             f"(window: {policy.data_window_days} days): no new version. " + " ".join(data.notes),
         )
         return
-    stage(15, f"training on {len(data.train):,} rows ({data.n_new:,} newly labelled)")
+    stage(15, f"training on {len(data.train):,} rows ({data.n_new:,} newly labelled)", "training")
 
     def progress(percent: int, text: str) -> None:
         try:
@@ -195,7 +207,7 @@ def _run(claim, job: RetrainJob) -> None:
             model_version=version,
         )
         return
-    stage(78, f"keeping the training snapshot of version {version.version}")
+    stage(78, f"keeping the training snapshot of version {version.version}", "snapshot")
     if not TrainingSnapshot.objects.filter(model_version=version).exists():
         training_snapshot_record(
             model_version=version,
@@ -204,7 +216,7 @@ def _run(claim, job: RetrainJob) -> None:
             time_range=data.time_range,
             notes=data.notes,
         )
-    stage(85, f"version {version.version} becomes the challenger")
+    stage(85, f"version {version.version} becomes the challenger", "challenger alias")
     try:
         services.alias_move(
             name=job.model_name,
@@ -216,7 +228,7 @@ def _run(claim, job: RetrainJob) -> None:
         )
     except services.PromotionError as exc:  # it fails its smoke test: the evaluation records it, never promoted
         logger.warning("%s v%s cannot be the challenger: %s", job.model_name, version.version, exc)
-    stage(90, f"comparing version {version.version} with production version {production.version}")
+    stage(90, f"comparing v{version.version} with production v{production.version}", "comparison + promotion")
     evaluation = challenger_evaluate(
         name=job.model_name,
         production_version=production.version,
@@ -233,7 +245,7 @@ def _run(claim, job: RetrainJob) -> None:
         claim,
         job,
         outcome=outcome,
-        text=f"version {version.version} trained on {len(data.train):,} rows; {evaluation.summary}",
+        text=f"version {version.version} trained on {len(data.train):,} rows; {evaluation.summary}{spent()}",
         model_version=version,
         evaluation=evaluation,
     )

@@ -105,7 +105,7 @@ def test_a_job_whose_worker_is_lost_too_often_fails_saying_so(settings):
 
 
 def test_the_reclaim_step_knows_every_job_table_that_has_a_run_task():
-    assert {model.__name__ for model in runnable_job_models()} == {"BatchJob", "TrainingJob"}
+    assert {model.__name__ for model in runnable_job_models()} == {"BatchJob", "RetrainJob", "TrainingJob"}
     assert BatchJob.run_task_name == "predictions.batch_job_run"
     assert TrainingJob.run_task_name == "models_registry.training_job_run"
 

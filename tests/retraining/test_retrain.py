@@ -98,12 +98,19 @@ def test_no_new_labels_no_new_version_and_twice_with_the_same_labels_none_either
 def test_snapshot_hash_matches_the_rows_trained_on(served):
     RetrainPolicy.objects.create(model_name=served.name, primary_margin=10.0)
     _feedback(served, n=300, seed=6)
+    # Accepted with a warning when served, not ground truth to learn from: left out, and said so.
+    odd = Prediction.objects.filter(model_name=served.name).order_by("id")[:7]
+    for number, prediction in enumerate(odd):
+        prediction.features = {**prediction.features, **({"region": "mars"} if number % 2 else {"age": 5000})}
+        prediction.save(update_fields=["features"])
     job = _retrain(served.name)
     snapshot = TrainingSnapshot.objects.get(model_version=job.model_version)
     rows = training_snapshot_read(snapshot)  # from the MLflow artifact, hash checked
     assert frame_sha256(rows) == snapshot.sha256
     assert snapshot.n_rows == len(rows) == job.model_version.n_train_rows + job.model_version.n_test_rows
-    assert sum(snapshot.rows_by_source.values()) == snapshot.n_rows and snapshot.rows_by_source["feedback"] > 0
+    assert sum(snapshot.rows_by_source.values()) == snapshot.n_rows and snapshot.rows_by_source["feedback"] == 293
+    assert "mars" not in set(rows["region"]) and rows["age"].max() < 100
+    assert any("7 labelled row(s) left out: they break a row rule" in note for note in snapshot.notes)
     # What the trainer read from these rows is what the version records having trained on.
     data = training_data_prepare(csv=frame_csv_buffer(rows), target="churned", task=None, source_name="s.csv")
     trained = frame_sha256(pd.concat([data.features, data.target.rename("churned")], axis=1))
