@@ -100,7 +100,6 @@ _MLFLOW_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='MLflow\'s erro
 
 class MlflowInvocationsApi(_MlflowApi):
     @extend_schema(
-        operation_id="mlflow_invocations",
         tags=["MLflow scoring protocol"],
         request={JSON: OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
         responses={
@@ -147,7 +146,6 @@ class MlflowPingApi(_MlflowApi):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        operation_id="mlflow_ping",
         tags=["MLflow scoring protocol"],
         responses={200: OpenApiTypes.STR, 404: _MLFLOW_ERROR, 503: _MLFLOW_ERROR},
     )
@@ -161,7 +159,7 @@ class MlflowVersionApi(_MlflowApi):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="mlflow_version", tags=["MLflow scoring protocol"], responses={200: OpenApiTypes.STR})
+    @extend_schema(tags=["MLflow scoring protocol"], responses={200: OpenApiTypes.STR})
     def get(self, request, model_name: str):
         return HttpResponse(MLFLOW_VERSION, content_type=JSON)
 
@@ -182,7 +180,7 @@ _V2_TAGS = ["Open Inference Protocol (V2)"]
 class V2ServerMetadataApi(_V2Api):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="v2_server_metadata", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         version = settings.SPECTACULAR_SETTINGS["VERSION"]
         return self.json_response({"name": "mlapp", "version": version, "extensions": ["binary_tensor_data"]})
@@ -191,7 +189,7 @@ class V2ServerMetadataApi(_V2Api):
 class V2LiveApi(_V2Api):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="v2_health_live", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return self.json_response({"live": True})
 
@@ -201,8 +199,7 @@ class V2ReadyApi(_V2Api):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(
-        operation_id="v2_health_ready", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
+    @extend_schema( tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
     )
     def get(self, request):
         try:
@@ -217,7 +214,6 @@ class V2ReadyApi(_V2Api):
 
 class V2ModelMetadataApi(_V2Api):
     @extend_schema(
-        operation_id="v2_model_metadata",
         tags=_V2_TAGS,
         responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
     )
@@ -233,7 +229,6 @@ class V2ModelMetadataApi(_V2Api):
 
 class V2ModelReadyApi(_V2Api):
     @extend_schema(
-        operation_id="v2_model_ready",
         tags=_V2_TAGS,
         responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
     )
@@ -244,7 +239,6 @@ class V2ModelReadyApi(_V2Api):
 
 class V2InferApi(_V2Api):
     @extend_schema(
-        operation_id="v2_model_infer",
         tags=_V2_TAGS,
         request={JSON: OpenApiTypes.OBJECT, "application/octet-stream": OpenApiTypes.BINARY},
         responses={

@@ -17,6 +17,7 @@ from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
 from ..models import Prediction
 from ..validation import FieldError, records_check
+from .store import inference_rows_insert
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def predictions_make(
     values = outputs.values.tolist() if outputs.values is not None else None
     probabilities = outputs.probability_dicts()
     now = timezone.now()
-    rows = Prediction.objects.bulk_create(
+    rows = inference_rows_insert(
         [
             Prediction(
                 created_at=now,
