@@ -199,8 +199,7 @@ class V2ReadyApi(_V2Api):
 
     permission_classes = [AllowAny]
 
-    @extend_schema( tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
-    )
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def get(self, request):
         try:
             with connection.cursor() as cursor:
