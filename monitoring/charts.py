@@ -476,3 +476,53 @@ def issues_by_rule(issues: list[dict], *, title: str | None = None) -> str:
             )
         )
     return _render(traces, title=title, barmode="stack", yaxis={"title": {"text": "rows with the issue"}})
+
+
+def variant_distributions(
+    production: list,
+    challenger: list,
+    *,
+    task: str | None,
+    challenger_name: str = "challenger",
+    title: str | None = None,
+) -> str:
+    """Production's and the challenger's predictions side by side: label shares, or value histograms
+    on shared bins (the comparison page, predictions/experiments.py)."""
+    shares_axis = {"title": {"text": "share of predictions"}, "tickformat": ".0%"}
+    if task == "regression":
+        a, b = np.asarray(production, dtype=float), np.asarray(challenger, dtype=float)
+        both = np.concatenate([a, b])
+        edges = np.histogram_bin_edges(both, bins=min(40, max(5, int(math.sqrt(len(both))))))
+        centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        traces = [
+            go.Bar(
+                x=centers,
+                y=np.histogram(values, bins=edges)[0] / max(len(values), 1),
+                width=widths,
+                name=name,
+                marker_color=color,
+                opacity=0.55,
+                hovertemplate=f"%{{x:.4g}}: %{{y:.1%}}<extra>{name}</extra>",
+            )
+            for name, values, color in (("production", a, ACCENT), (challenger_name, b, PALETTE[1]))
+        ]
+        return _render(
+            traces,
+            title=title,
+            barmode="overlay",
+            bargap=0,
+            yaxis=shares_axis,
+            xaxis={"title": {"text": "predicted value"}},
+            hovermode="closest",
+        )
+    labels = sorted({str(v) for v in production} | {str(v) for v in challenger})
+    traces = []
+    for name, values, color in (("production", production, ACCENT), (challenger_name, challenger, PALETTE[1])):
+        counts = dict.fromkeys(labels, 0)
+        for value in values:
+            counts[str(value)] += 1
+        total = max(len(values), 1)
+        traces.append(
+            go.Bar(x=labels, y=np.array([counts[label] / total for label in labels]), name=name, marker_color=color)
+        )
+    return _render(traces, title=title, barmode="group", yaxis=shares_axis, hovermode="closest")

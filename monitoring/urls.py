@@ -2,7 +2,7 @@ from django.urls import path
 
 from models_registry import converters  # noqa: F401  (registers <model_name:...>)
 
-from .views import dashboards, ingestion
+from .views import dashboards, experiments, ingestion
 
 app_name = "monitoring"
 # Mounted at the site root. /monitoring/ holds what spans every model (the overview of all served
@@ -22,4 +22,5 @@ urlpatterns = [
     path(MODEL + "dashboards/predictions/", dashboards.prediction_series, name="prediction_series"),
     path(MODEL + "dashboards/quality/", dashboards.data_quality, name="data_quality"),
     path(MODEL + "dashboards/performance/", dashboards.performance, name="performance"),
+    path(MODEL + "challenger/", experiments.challenger, name="challenger"),
 ]

@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
-from .models import BatchJob, GoodFile, Prediction, ScheduledRun
+from . import routing
+from .models import BatchJob, GoodFile, Prediction, ScheduledRun, TrafficPolicy, TrafficPolicyChange
 
 
 @admin.register(Prediction)
@@ -68,3 +71,57 @@ class ScheduledRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "model_name")
     search_fields = ("error",)
+
+
+class TrafficPolicyForm(forms.ModelForm):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Recorded with the change")
+
+    class Meta:
+        model = TrafficPolicy
+        fields = ("model_name", "mode", "challenger_percent", "auto_promote")
+
+    def clean_challenger_percent(self):
+        value = self.cleaned_data["challenger_percent"]
+        if not 0 < value < 100:
+            raise ValidationError("A share between 0 and 100 (exclusive)")
+        return value
+
+
+@admin.register(TrafficPolicy)
+class TrafficPolicyAdmin(admin.ModelAdmin):
+    """Every change goes through `routing.traffic_policy_set`, which records who, when and why."""
+
+    form = TrafficPolicyForm
+    list_display = ("model_name", "mode", "challenger_percent", "auto_promote", "shadow_dropped", "updated_at")
+    readonly_fields = ("shadow_dropped", "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "model_name") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        routing.traffic_policy_set(
+            model_name=obj.model_name,
+            mode=data["mode"],
+            challenger_percent=data["challenger_percent"],
+            auto_promote=data["auto_promote"],
+            actor=request.user,
+            reason=data["reason"],
+        )
+        obj.pk = TrafficPolicy.objects.get(model_name=obj.model_name).pk  # the admin's log and redirect need it
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # set the mode to production only instead: the change is recorded
+
+
+@admin.register(TrafficPolicyChange)
+class TrafficPolicyChangeAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "model_name", "mode", "challenger_percent", "auto_promote", "actor_label", "reason")
+    list_filter = ("model_name", "mode")
+    readonly_fields = [f.name for f in TrafficPolicyChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -15,8 +15,8 @@ from core.api_parsers import JSONParser
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
 
-from . import selectors, services
-from .models import Prediction, Source
+from . import routing, selectors, services
+from .models import Prediction, Source, Variant
 from .validation import FieldError, InputValidationError
 
 
@@ -28,6 +28,7 @@ class LenientJSONParser(JSONParser):
 
 class PredictApi(APIView):
     parser_classes = [LenientJSONParser]
+    throttle_scope = "predict"  # its own budget per user (core/throttles.py)
 
     class OutputSerializer(serializers.Serializer):
         class RowSerializer(serializers.Serializer):
@@ -44,6 +45,9 @@ class PredictApi(APIView):
         model_version = serializers.IntegerField()
         run_id = serializers.CharField()
         request_id = serializers.CharField()
+        variant = serializers.ChoiceField(
+            choices=Variant.choices, help_text="production, or challenger when the model's A/B split routed the request"
+        )
         predictions = RowSerializer(many=True)
         warnings = WarningSerializer(
             many=True, help_text="Accepted input worth knowing about, e.g. a category unseen in training"
@@ -60,7 +64,9 @@ class PredictApi(APIView):
             'Score rows with the model\'s production version. Send `{"rows": [{...}, ...]}` or one row as '
             '`{"features": {...}}`. Every row must carry every feature of the model\'s signature. '
             "A 400 lists each offending row and field; nothing is stored then; 404 if the model has no "
-            "production version."
+            "production version. Under an A/B traffic policy a share of requests is answered by the challenger "
+            "(`variant` says which); send a request key (`X-Request-Key` header or `request_key` field) for the "
+            "same key to get the same variant."
         ),
     )
     def post(self, request, model_name: str):
@@ -70,13 +76,22 @@ class PredictApi(APIView):
                 [FieldError(None, None, 'send an object with "rows" (a list) or "features" (one row)')]
             )
         records = body["rows"] if "rows" in body else [body["features"]]
-        result = services.predictions_make(model_name=model_name, records=records, source=Source.API)
+        result = services.predictions_make(
+            model_name=model_name,
+            records=records,
+            source=Source.API,
+            actor=request.user,
+            request_key=routing.request_key_read(
+                header=request.headers.get(routing.REQUEST_KEY_HEADER), field=body.get("request_key")
+            ),
+        )
         return Response(
             {
                 "model_name": result.model_name,
                 "model_version": result.model_version,
                 "run_id": result.run_id,
                 "request_id": result.request_id,
+                "variant": result.variant,
                 "predictions": [
                     {"id": row.id, "prediction": row.prediction, "probabilities": row.probabilities}
                     for row in result.predictions
@@ -118,6 +133,8 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
             "predicted_value",
             "probabilities",
             "latency_ms",
+            "variant",
+            "shadow_of",
             "row_number",
             "actual_label",
             "actual_value",
@@ -139,13 +156,16 @@ class PredictionListApi(APIView):
         source = serializers.ChoiceField(choices=Source.choices, required=False)
         model_name = serializers.CharField(required=False)
         model_version = serializers.IntegerField(required=False, min_value=1)
+        variant = serializers.ChoiceField(
+            choices=Variant.choices, required=False, help_text="Left out: production and A/B rows (no shadow rows)"
+        )
 
     @extend_schema(parameters=[FilterSerializer], responses=PredictionOutputSerializer(many=True))
     def get(self, request, model_name: str | None = None):
         """Past predictions, newest first; under /models/{name}/ only that model's."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        criteria = dict(filters.validated_data)
+        criteria = dict(filters.validated_data, visible_to=request.user)
         if model_name is not None:
             criteria["model_name"] = model_name
         paginator = NewestFirst()
@@ -164,7 +184,7 @@ class PredictionFeedbackApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         prediction = services.prediction_feedback_record(
-            prediction_id=prediction_id, actual=payload.validated_data["actual"]
+            prediction_id=prediction_id, actual=payload.validated_data["actual"], actor=request.user
         )
         return Response(PredictionOutputSerializer(prediction).data)
 
@@ -202,6 +222,7 @@ class HealthApi(APIView):
     """Liveness and readiness: database, served model, registry reachability."""
 
     permission_classes = [AllowAny]
+    throttle_classes = []  # load balancers and probes poll it from one address
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):

@@ -27,7 +27,7 @@ from core.authentication import BearerTokenAuthentication, CachedTokenAuthentica
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable
 
-from . import services
+from . import routing, services
 from .models import Source
 from .protocols import ProtocolError
 from .protocols import mlflow_scoring as mlflow_protocol
@@ -133,7 +133,14 @@ class MlflowInvocationsApi(_MlflowApi):
         mlflow_protocol.content_type_check(content_type)  # a 415 before anything else, as MLflow does
         served = services.served_model_get(model_name)
         records = mlflow_protocol.invocation_records(body=request.body, content_type=content_type, specs=served.specs)
-        result = services.predictions_make(model_name=model_name, records=records, source=Source.MLFLOW, served=served)
+        result = services.predictions_make(
+            model_name=model_name,
+            records=records,
+            source=Source.MLFLOW,
+            served=served,
+            actor=request.user,
+            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+        )
         response = self.json_response(mlflow_protocol.predictions_body([row.prediction for row in result.predictions]))
         response["X-Request-Id"] = result.request_id
         response["X-Model-Version"] = str(result.model_version)
@@ -277,7 +284,14 @@ class V2InferApi(_V2Api):
             classes=served.classes,
         )
         result = services.predictions_make(
-            model_name=model_name, records=infer.records, source=Source.V2, request_id=infer.request_id, served=served
+            model_name=model_name,
+            records=infer.records,
+            source=Source.V2,
+            request_id=infer.request_id,
+            served=served,
+            actor=request.user,
+            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+            pinned=version is not None,
         )
         rows = result.predictions
         return self.json_response(

@@ -51,6 +51,14 @@ class PredictForm(forms.Form):
                     help_text=_number_hint(spec),
                     widget=forms.NumberInput(attrs={"step": step, "placeholder": _number_hint(spec)}),
                 )
+            elif spec.is_datetime:  # ISO text, checked by the rule table; the browser's picker gives ISO
+                with_time = "hour" in spec.parts
+                self.fields[name] = forms.CharField(
+                    required=required,
+                    initial=(spec.last or "").replace(" ", "T") if with_time else spec.last,
+                    help_text=f"a date (ISO 8601); training: {spec.first} to {spec.last}",
+                    widget=forms.DateInput(attrs={"type": "datetime-local" if with_time else "date"}),
+                )
             else:
                 choices = [(c, c) for c in sorted(spec.categories)]
                 if not required:
@@ -89,3 +97,26 @@ class PredictionFilterForm(forms.Form):
         choices=[("", "any source"), ("web", "web"), ("api", "api"), ("batch", "batch"), ("scheduled", "scheduled")],
     )
     model_version = forms.IntegerField(required=False, min_value=1, label="Model version")
+    variant = forms.ChoiceField(
+        required=False,
+        label="Answered by",
+        choices=[
+            ("", "production or A/B challenger"),
+            ("production", "production"),
+            ("challenger", "challenger (A/B)"),
+            ("shadow", "shadow (not returned)"),
+        ],
+    )
+
+
+class TrafficPolicyEditForm(forms.Form):
+    """A model's traffic policy as staff edit it on the comparison page (`routing.traffic_policy_set`)."""
+
+    mode = forms.ChoiceField(choices=[("production", "production only"), ("shadow", "shadow"), ("ab", "A/B split")])
+    challenger_percent = forms.FloatField(
+        label="Challenger share (%)", min_value=0.01, max_value=99.99, initial=10.0, help_text="A/B only"
+    )
+    auto_promote = forms.BooleanField(
+        required=False, label="Promote automatically when the A/B verdict is clearly better"
+    )
+    reason = forms.CharField(max_length=1000, widget=forms.TextInput(attrs={"placeholder": "Why (recorded)"}))

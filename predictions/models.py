@@ -13,6 +13,14 @@ class Source(models.TextChoices):
     V2 = "v2", "Open Inference Protocol"  # /v2/models/{name}/infer
 
 
+class Variant(models.TextChoices):
+    """Which arm of the model's traffic policy answered (see predictions/routing.py)."""
+
+    PRODUCTION = "production"  # the production version answered (every batch and scheduled row)
+    CHALLENGER = "challenger"  # A/B: the challenger version answered the request
+    SHADOW = "shadow"  # the challenger scored the request off the response path; never returned
+
+
 class BatchJob(Job):
     """A CSV uploaded for batch scoring, scored by a Celery worker in chunks.
 
@@ -134,6 +142,20 @@ class Prediction(models.Model):
     predicted_value = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
+    # Which arm answered; the database default covers the COPY paths (batch and scheduled: production).
+    variant = models.CharField(
+        max_length=16, choices=Variant.choices, default=Variant.PRODUCTION, db_default=Variant.PRODUCTION
+    )
+    # A shadow row: the production prediction it shadows (same request and row), whose feedback it shares.
+    shadow_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="shadows",
+        db_constraint=False,
+        db_index=False,
+    )
     # No database-level foreign keys on the log: a constraint costs a lookup per
     # logged row at commit (millions per batch file). Django still applies
     # on_delete (SET_NULL, PROTECT) when a job or file is deleted through it.
@@ -158,6 +180,17 @@ class Prediction(models.Model):
         db_index=False,
     )
     row_number = models.PositiveIntegerField(null=True, blank=True)
+    # Who asked for it on the web form or the API (a batch row's maker is its job's; scheduled rows
+    # have none): who may see the row and give feedback on it follows (predictions/access.py).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     # Ground truth, when it comes back (feedback).
     actual_label = models.CharField(max_length=255, null=True, blank=True)
     actual_value = models.FloatField(null=True, blank=True)
@@ -170,9 +203,25 @@ class Prediction(models.Model):
             # Exact lookups only: no varchar_pattern_ops twin (db_index=True would add one).
             models.Index(fields=["request_id"], name="prediction_request"),
             models.Index(fields=["model_name", "model_version", "-created_at"], name="prediction_version_time"),
+            # Shadow rows of a production prediction (its feedback is copied to them).
+            models.Index(
+                fields=["shadow_of"], condition=models.Q(shadow_of__isnull=False), name="prediction_shadow_of"
+            ),
+            # The comparison page reads one model's rows of a variant and version since the experiment began.
+            models.Index(
+                fields=["model_name", "variant", "model_version", "-created_at"],
+                condition=~models.Q(variant="production"),
+                name="prediction_variant_time",
+            ),
             # The dashboards' rollups look for feedback that arrived since their last pass.
             models.Index(
                 fields=["feedback_at"], condition=models.Q(feedback_at__isnull=False), name="prediction_feedback_time"
+            ),
+            # A user's own predictions, newest first (what a non-staff user's list and export read).
+            models.Index(
+                fields=["created_by", "-created_at"],
+                condition=models.Q(created_by__isnull=False),
+                name="prediction_maker_time",
             ),
         ]
         constraints = [
@@ -196,3 +245,61 @@ class Prediction(models.Model):
     @property
     def output(self):
         return self.predicted_label if self.predicted_label is not None else self.predicted_value
+
+
+class TrafficMode(models.TextChoices):
+    PRODUCTION = "production", "production only"
+    SHADOW = "shadow", "shadow: the challenger scores every request off the response path"
+    AB = "ab", "A/B: a share of requests is answered by the challenger"
+
+
+class TrafficPolicy(models.Model):
+    """How a model's API and form requests are routed between its production and challenger versions.
+
+    No row: production only. Read through `predictions.routing.traffic_policy_get` (cached per
+    process for ``MLAPP_MODEL_POLL_SECONDS``); changed through `routing.traffic_policy_set`,
+    which records each change in `TrafficPolicyChange`. Batch and scheduled scoring always use
+    production.
+    """
+
+    model_name = models.CharField(max_length=255, unique=True)
+    mode = models.CharField(max_length=16, choices=TrafficMode.choices, default=TrafficMode.PRODUCTION)
+    challenger_percent = models.FloatField(
+        default=10.0,
+        help_text="A/B: the share of requests (in %) the challenger answers, deterministic per request key",
+    )
+    auto_promote = models.BooleanField(
+        default=False, help_text="A/B: promote the challenger when the online verdict is clearly better"
+    )
+    # Shadow requests dropped because this model's shadow queue was full (added up from every process).
+    shadow_dropped = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "traffic policies"
+
+    def __str__(self):
+        return f"traffic policy of {self.model_name}: {self.mode}"
+
+
+class TrafficPolicyChange(models.Model):
+    """Who changed a model's traffic policy, when, why, and from what to what."""
+
+    model_name = models.CharField(max_length=255)
+    mode = models.CharField(max_length=16, choices=TrafficMode.choices)
+    challenger_percent = models.FloatField()
+    auto_promote = models.BooleanField()
+    previous = models.JSONField(default=dict, blank=True, help_text="The policy before the change")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_name", "-created_at"], name="traffic_change_model_time")]
+
+    def __str__(self):
+        return f"{self.model_name}: {self.mode} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -22,7 +22,8 @@ from core.errors import ApplicationError
 from models_registry.models import ModelVersion
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable, loader
-from predictions.models import Prediction, ScheduledRun
+from predictions.models import ScheduledRun
+from predictions.selectors import predictions_served
 
 from ..models import Alert, DataQualityIssue, DriftReport, FeatureDrift, IngestedFile, IngestionRun, PredictionRollup
 from ..services.drift import PREDICTION_FEATURE
@@ -92,7 +93,14 @@ def alerts_open(*, model_name: str | None = None, limit: int = 5) -> dict:
 
 
 def drift_report_latest(*, model_name: str) -> DriftReport | None:
+    """The model's newest report of any kind (the drift pages show it, hand-run or scheduled)."""
     return DriftReport.objects.filter(model_name=model_name).order_by("-created_at", "-id").first()
+
+
+def drift_status_report(*, model_name: str) -> DriftReport | None:
+    """The model's drift status: its newest scheduled report (hand-run checks never become it)."""
+    reports = DriftReport.objects.filter(model_name=model_name, scheduled=True)
+    return reports.order_by("-created_at", "-id").first()
 
 
 def drift_report_get(*, report_id: int, model_name: str | None = None) -> DriftReport | None:
@@ -240,7 +248,7 @@ def series_window(
 def _grouped(*, model_name, granularity, since, until, model_version=None, source=None):
     """Rows of (bucket, model_version, predicted, actual) with n, feedback and value sums, in the database."""
     if granularity == MINUTE:
-        rows = Prediction.objects.filter(model_name=model_name, created_at__gte=since, created_at__lt=until)
+        rows = predictions_served().filter(model_name=model_name, created_at__gte=since, created_at__lt=until)
         rows = rows.annotate(
             bucket=TruncMinute("created_at"),
             predicted=Coalesce("predicted_label", Value("")),
@@ -514,7 +522,7 @@ def deployment_states() -> list[DeploymentState]:
                 since=deployment.since,
                 last_file=IngestedFile.objects.filter(model_name=name).order_by("-started_at", "-id").first(),
                 last_scheduled_run=ScheduledRun.objects.filter(model_name=name).first(),
-                drift=drift_report_latest(model_name=name),
+                drift=drift_status_report(model_name=name),
                 open_alerts=Alert.objects.filter(model_name=name, acknowledged_at__isnull=True).count(),
                 predictions_24h=volume.aggregate(n=Sum("n"))["n"] or 0,
             )

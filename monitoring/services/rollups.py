@@ -27,6 +27,7 @@ from django.db.models.functions import Abs, Coalesce, TruncHour
 from django.utils import timezone
 
 from predictions.models import Prediction
+from predictions.selectors import predictions_served
 
 from ..models import PredictionRollup, RollupCursor
 
@@ -96,7 +97,7 @@ def prediction_rollups_refresh(*, full: bool = False, now: datetime | None = Non
         else:
             new_feedback_position = Prediction.objects.aggregate(last=Max("feedback_at"))["last"]
 
-        predictions = Prediction.objects.all()
+        predictions = predictions_served()
         stale = PredictionRollup.objects.all()
         if since is not None:
             predictions = predictions.filter(created_at__gte=since)

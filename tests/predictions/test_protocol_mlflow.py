@@ -46,8 +46,13 @@ _PYFUNC = {}
 
 
 def _pyfunc(model):
+    """MLflow's own loader, as `mlflow models serve` would use it. The platform turns MLflow's
+    deserialization off (models_registry/trust.py); this test's reference load of a model it just
+    trained is the one place it is allowed back on, for the call only."""
     if (model.name, model.version) not in _PYFUNC:
-        _PYFUNC[(model.name, model.version)] = mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+            _PYFUNC[(model.name, model.version)] = mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}")
     return _PYFUNC[(model.name, model.version)]
 
 
