@@ -99,6 +99,8 @@ _MLFLOW_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='MLflow\'s erro
 
 
 class MlflowInvocationsApi(_MlflowApi):
+    throttle_scope = "predict"  # the scoring budget, as the native predict API
+
     @extend_schema(
         tags=["MLflow scoring protocol"],
         request={JSON: OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
@@ -244,6 +246,8 @@ class V2ModelReadyApi(_V2Api):
 
 
 class V2InferApi(_V2Api):
+    throttle_scope = "predict"
+
     @extend_schema(
         tags=_V2_TAGS,
         request={JSON: OpenApiTypes.OBJECT, "application/octet-stream": OpenApiTypes.BINARY},
