@@ -1,16 +1,25 @@
-"""Serving benchmark: one row, our REST API vs the in-process floor vs MLflow's scoring server.
+"""Serving benchmark: one row through our REST API and the two protocols we speak, beside MLflow's
+scoring server and a bare DRF floor, in one run.
 
-    .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4]
+    .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4] [--rounds 4]
+                                      [--database mlapp_bench_serving --port 8097 --mlflow-port 5097]
 
 On a scratch PostgreSQL database (created and dropped here), with the demo model:
-- floor: the loaded scikit-learn pipeline's `predict` on one prepared row, in process;
+- pipeline: the loaded scikit-learn pipeline's `predict` on one prepared row, in process;
 - our scoring step alone, in process (`ServedModel.predict_records`, the fast row
   scorer of models_registry/row_scorer.py), for reference;
 - ours: `POST /api/v1/models/churn-demo/predict/` through gunicorn, token auth, the prediction stored;
-- MLflow: `mlflow models serve` on the same registered version, `POST /invocations`.
-The same keep-alive HTTP client drives both servers, with 1 and 8 concurrent clients.
-Targets: our p50 within 3 ms of the floor and <= 0.6x MLflow's p50; our throughput
-with 8 clients >= 1.5x MLflow's. OMP_NUM_THREADS=1 everywhere (see NOTES.md).
+- the same model through `POST /serving/churn-demo/invocations` (MLflow's protocol) and
+  `POST /v2/models/churn-demo/infer` (Open Inference Protocol), same server, same token;
+- MLflow: `mlflow models serve` on the same registered version, `POST /invocations`;
+- floor: a bare DRF endpoint (bench/floor: no middleware, no auth) on the same gunicorn settings that
+  parses the same JSON and inserts one jsonb row into the same PostgreSQL: the least an API that logs can do.
+Phase 1 runs ours beside MLflow, phase 2 ours beside the floor (on MLflow's port, once MLflow is
+stopped); within a phase the cases take turns in rounds, so a noisy neighbour hits them alike.
+The same keep-alive HTTP client drives every server, with 1 and 8 concurrent clients.
+Targets: our p50 within 3 ms of the pipeline and <= 0.6x MLflow's p50, our throughput with 8 clients
+>= 1.5x MLflow's; both protocols' p50 within 10% of ours and <= 0.6x MLflow's; our p50 <= 1.5x the
+floor's and our 8-client throughput >= 0.6x the floor's. OMP_NUM_THREADS=1 everywhere (see NOTES.md).
 """
 
 import argparse
@@ -26,23 +35,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "mlapp_bench_serving"
 PG = "postgres://postgres@127.0.0.1:5432"
-OURS_PORT, MLFLOW_PORT = 8097, 5097
-
-
-OURS_PATH = "/api/v1/models/churn-demo/predict/"
+MODEL = "churn-demo"
+OURS_PATH = f"/api/v1/models/{MODEL}/predict/"
+MLFLOW_PROTOCOL_PATH = f"/serving/{MODEL}/invocations"
+V2_PATH = f"/v2/models/{MODEL}/infer"
+FLOOR_PATH = "/floor/"
 
 
 def _psql(sql):
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
 
 
-def _wait(port, path, timeout=120):
+def _wait(port, path, timeout=600):
+    """Until the server answers (the first request loads the model: a minute on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
             connection.request("GET", path)
             connection.getresponse().read()
             return
@@ -52,7 +62,7 @@ def _wait(port, path, timeout=120):
 
 
 def _drive(port, path, body, headers, n_requests, n_clients):
-    """Latencies (ms) and throughput (req/s) with n_clients keep-alive connections."""
+    """Latencies (ms) and elapsed seconds with n_clients keep-alive connections."""
     latencies, errors = [], []
     per_client = n_requests // n_clients
 
@@ -63,10 +73,10 @@ def _drive(port, path, body, headers, n_requests, n_clients):
             started = time.perf_counter()
             connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
-            response.read()
+            answer = response.read()
             mine.append((time.perf_counter() - started) * 1000)
             if response.status != 200:
-                errors.append(response.status)
+                errors.append((response.status, answer[:200]))
         latencies.extend(mine)
 
     threads = [threading.Thread(target=client) for _ in range(n_clients)]
@@ -76,13 +86,68 @@ def _drive(port, path, body, headers, n_requests, n_clients):
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    assert not errors, f"non-200 answers: {errors[:5]}"
-    latencies.sort()
+    assert not errors, f"non-200 answers on {path}: {errors[:3]}"
+    return latencies, elapsed
+
+
+def _summary(latencies, elapsed):
+    latencies = sorted(latencies)
     return {
         "p50": statistics.median(latencies),
         "p99": latencies[int(len(latencies) * 0.99) - 1],
         "rps": len(latencies) / elapsed,
     }
+
+
+def _rounds(cases, n_requests, rounds):
+    """Each case n_requests in all, for 1 and 8 clients, the cases taking turns round by round."""
+    results = {}
+    for clients in (1, 8):
+        pooled = {name: ([], 0.0) for name in cases}
+        for port, path, body, headers in cases.values():
+            _drive(port, path, body, headers, 100, clients)  # warm up
+        for _ in range(rounds):
+            for name, (port, path, body, headers) in cases.items():
+                latencies, elapsed = _drive(port, path, body, headers, n_requests // rounds, clients)
+                pooled[name][0].extend(latencies)
+                pooled[name] = (pooled[name][0], pooled[name][1] + elapsed)
+        for name, (latencies, elapsed) in pooled.items():
+            results[(name, clients)] = _summary(latencies, elapsed)
+    return results
+
+
+def _gunicorn(app, port, args, env):
+    return subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            app,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _v2_body(row):
+    inputs = []
+    for name, value in row.items():
+        datatype = "BYTES" if isinstance(value, str) else ("INT64" if isinstance(value, int) else "FP64")
+        inputs.append({"name": name, "datatype": datatype, "shape": [1, 1], "data": [value]})
+    return json.dumps({"inputs": inputs})
+
+
+def _stop(server):
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def main():
@@ -93,11 +158,16 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--database", default="mlapp_bench_serving", help="scratch database, dropped at the end")
+    parser.add_argument("--port", type=int, default=8097, help="our server")
+    parser.add_argument("--mlflow-port", type=int, default=5097, help="mlflow models serve, then the floor")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="mlapp-bench-serving-"))
+    database = args.database
     env = {
         **os.environ,
-        "DATABASE_URL": f"{PG}/{DB}",
+        "DATABASE_URL": f"{PG}/{database}",
         "DEBUG": "0",
         # Plain HTTP on 127.0.0.1, and budgets a bench must not trip (docs/security.md).
         "MLAPP_HTTPS": "0",
@@ -108,11 +178,16 @@ def main():
         "OMP_NUM_THREADS": "1",
         "DJANGO_SETTINGS_MODULE": "mlapp.settings",
         "LOG_LEVEL": "WARNING",
+        # Budgets far above what the bench sends: the throttles still count every request (their cost is
+        # measured), none refuses one.
+        "MLAPP_THROTTLE_USER": "10000000/min",
+        "MLAPP_THROTTLE_PREDICT": "10000000/min",
+        "MLAPP_THROTTLE_ANON": "10000000/min",
         "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
     }
     python = str(ROOT / ".venv" / "bin" / "python")
-    _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    _psql(f"CREATE DATABASE {DB}")
+    _psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    _psql(f"CREATE DATABASE {database}")
     servers = []
     try:
         for command in (["migrate", "-v0"], ["bootstrap"]):
@@ -138,8 +213,12 @@ def main():
             .split("\n")[0]
             .strip("'")
         )
+        _psql_db = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-d", database, "-c"]
+        from bench.floor import CREATE
 
-        # Floor: the pipeline on one prepared row, in process.
+        subprocess.run([*_psql_db, CREATE], check=True)
+
+        # The pipeline on one prepared row, in process.
         floor = (
             subprocess.run(
                 [python, "-c", _FLOOR.format(tracking_uri=tracking_uri, row=json.dumps(DEMO_ROWS["churn"]))],
@@ -154,87 +233,92 @@ def main():
         )
         floor_p50, floor_p99, scorer_p50, scorer_p99 = (float(x) for x in floor.split())
 
-        servers.append(
-            subprocess.Popen(
-                [
-                    str(ROOT / ".venv/bin/gunicorn"),
-                    "mlapp.wsgi",
-                    "-b",
-                    f"127.0.0.1:{OURS_PORT}",
-                    "--workers",
-                    str(args.workers),
-                    "--threads",
-                    str(args.threads),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        ours = _gunicorn("mlapp.wsgi", args.port, args, env)
+        servers.append(ours)
+        mlflow = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{MODEL}@production",
+                "--env-manager",
+                "local",
+                "-p",
+                str(args.mlflow_port),
+                "-h",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env={**env, "MLFLOW_TRACKING_URI": tracking_uri},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        servers.append(
-            subprocess.Popen(
-                [
-                    str(ROOT / ".venv/bin/mlflow"),
-                    "models",
-                    "serve",
-                    "-m",
-                    "models:/churn-demo@production",
-                    "--env-manager",
-                    "local",
-                    "-p",
-                    str(MLFLOW_PORT),
-                    "-h",
-                    "127.0.0.1",
-                ],
-                cwd=ROOT,
-                env={**env, "MLFLOW_TRACKING_URI": tracking_uri},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait(OURS_PORT, "/api/v1/health/")
-        _wait(MLFLOW_PORT, "/ping")
+        servers.append(mlflow)
+        _wait(args.port, "/api/v1/health/")
+        _wait(args.mlflow_port, "/ping")
 
-        ours_body = json.dumps({"features": DEMO_ROWS["churn"]})
-        ours_headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
-        mlflow_body = json.dumps({"dataframe_records": [DEMO_ROWS["churn"]]})
-        mlflow_headers = {"Content-Type": "application/json"}
-        results = {}
-        for clients in (1, 8):
-            _drive(OURS_PORT, OURS_PATH, ours_body, ours_headers, 100, clients)  # warm up
-            _drive(MLFLOW_PORT, "/invocations", mlflow_body, mlflow_headers, 100, clients)
-            results[("ours", clients)] = _drive(OURS_PORT, OURS_PATH, ours_body, ours_headers, args.requests, clients)
-            results[("mlflow", clients)] = _drive(
-                MLFLOW_PORT, "/invocations", mlflow_body, mlflow_headers, args.requests, clients
-            )
+        row = DEMO_ROWS["churn"]
+        auth = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
+        records = json.dumps({"dataframe_records": [row]})
+        ours_cases = {
+            "ours": (args.port, OURS_PATH, json.dumps({"features": row}), auth),
+            "mlflow protocol": (args.port, MLFLOW_PROTOCOL_PATH, records, auth),
+            "v2 protocol": (args.port, V2_PATH, _v2_body(row), auth),
+        }
+        mlflow_case = (args.mlflow_port, "/invocations", records, {"Content-Type": "application/json"})
+        phase1 = _rounds({**ours_cases, "mlflow models serve": mlflow_case}, args.requests, args.rounds)
+        _stop(mlflow)
+        servers.remove(mlflow)
+
+        floor_server = _gunicorn(
+            "django.core.wsgi:get_wsgi_application()",
+            args.mlflow_port,
+            args,
+            {**env, "DJANGO_SETTINGS_MODULE": "bench.floor.settings"},
+        )
+        servers.append(floor_server)
+        _wait(args.mlflow_port, "/")
+        floor_case = (args.mlflow_port, FLOOR_PATH, json.dumps({"features": row}), {"Content-Type": "application/json"})
+        phase2 = _rounds({**ours_cases, "floor: bare DRF + INSERT": floor_case}, args.requests, args.rounds)
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
             server.wait(timeout=30)
-        _psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        _psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
-    print(f"gunicorn --workers {args.workers} --threads {args.threads}; {args.requests} requests per case")
-    print(f"{'case':<36}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
-    print(f"{'floor: pipeline.predict in process':<36}{floor_p50:>10.2f}{floor_p99:>10.2f}")
-    print(f"{'ours: predict_records in process':<36}{scorer_p50:>10.2f}{scorer_p99:>10.2f}")
-    for (who, clients), r in results.items():
-        label = f"{'ours: POST ' + OURS_PATH if who == 'ours' else 'mlflow models serve'} x{clients}"
-        print(f"{label:<36}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.0f}")
-    ours1, mlflow1 = results[("ours", 1)], results[("mlflow", 1)]
-    ours8, mlflow8 = results[("ours", 8)], results[("mlflow", 8)]
-    checks = [
-        ("our p50 - floor p50 <= 3 ms", ours1["p50"] - floor_p50, ours1["p50"] - floor_p50 <= 3),
-        ("our p50 / MLflow p50 <= 0.6", ours1["p50"] / mlflow1["p50"], ours1["p50"] / mlflow1["p50"] <= 0.6),
-        (
-            "our req/s / MLflow req/s (8 clients) >= 1.5",
-            ours8["rps"] / mlflow8["rps"],
-            ours8["rps"] / mlflow8["rps"] >= 1.5,
-        ),
-    ]
+    print(f"gunicorn --workers {args.workers} --threads {args.threads}; {args.requests} requests per case and phase")
+    print(f"{'case':<44}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
+    print(f"{'pipeline.predict in process':<44}{floor_p50:>10.2f}{floor_p99:>10.2f}")
+    print(f"{'ours: predict_records in process':<44}{scorer_p50:>10.2f}{scorer_p99:>10.2f}")
+    for phase, results in (("1", phase1), ("2", phase2)):
+        for (who, clients), r in results.items():
+            label = f"[{phase}] {who} x{clients}"
+            print(f"{label:<44}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.0f}")
+    checks = []
+
+    def check(name, value, met):
+        checks.append((name, value, met))
+
+    for phase, results, other in (("1", phase1, "mlflow models serve"), ("2", phase2, "floor: bare DRF + INSERT")):
+        native = results[("ours", 1)]["p50"]
+        for protocol in ("mlflow protocol", "v2 protocol"):
+            ratio = results[(protocol, 1)]["p50"] / native
+            check(f"[{phase}] {protocol} p50 / ours p50 <= 1.10", ratio, ratio <= 1.10)
+        if phase == "1":
+            mlflow_p50 = results[(other, 1)]["p50"]
+            check("[1] our p50 - pipeline p50 <= 3 ms", native - floor_p50, native - floor_p50 <= 3)
+            for who in ours_cases:
+                ratio = results[(who, 1)]["p50"] / mlflow_p50
+                check(f"[1] {who} p50 / MLflow p50 <= 0.6", ratio, ratio <= 0.6)
+            ratio = results[("ours", 8)]["rps"] / results[(other, 8)]["rps"]
+            check("[1] our req/s / MLflow req/s (8 clients) >= 1.5", ratio, ratio >= 1.5)
+        else:
+            ratio = native / results[(other, 1)]["p50"]
+            check("[2] our p50 / floor p50 <= 1.5", ratio, ratio <= 1.5)
+            ratio = results[("ours", 8)]["rps"] / results[(other, 8)]["rps"]
+            check("[2] our req/s / floor req/s (8 clients) >= 0.6", ratio, ratio >= 0.6)
     for name, value, met in checks:
         print(f"{name}: {value:.2f} {'met' if met else 'MISSED'}")
 

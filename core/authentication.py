@@ -9,7 +9,6 @@ seconds in every other process. A wrong token is never remembered: each one is a
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 
@@ -29,15 +28,16 @@ class CachedTokenAuthentication(TokenAuthentication):
         ttl = settings.MLAPP_TOKEN_CACHE_SECONDS
         entry = _entries.get(key)
         if entry is not None and time.monotonic() - entry[0] < ttl:
-            # A copy per request: a view may set attributes on its user (permission caches).
-            return copy.copy(entry[1]), entry[2]
+            # The same user object for every request of those seconds (what it caches, such as
+            # permissions, lives no longer than the entry); no request path of ours writes to it.
+            return entry[1], entry[2]
         user, token = super().authenticate_credentials(key)  # refuses an unknown key or an inactive user
         if ttl > 0:
             with _lock:
                 if len(_entries) >= MAX_ENTRIES:
                     _entries.clear()
                 _entries[key] = (time.monotonic(), user, token)
-        return copy.copy(user), token
+        return user, token
 
 
 class BearerTokenAuthentication(CachedTokenAuthentication):

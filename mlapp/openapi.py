@@ -6,6 +6,7 @@ name and would merge them. Components are named from the qualified name instead:
 `PredictApi.OutputSerializer.RowSerializer` -> `PredictOutputRow`.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 
@@ -64,3 +65,14 @@ def error_responses(result, generator, request, public):
                 answer = responses.setdefault(code, {"description": ERRORS[code]})
                 answer["content"] = {"application/json": {"schema": reference}}
     return result
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Bearer <token>` (core.authentication.BearerTokenAuthentication): the same API
+    tokens as `Token <key>`, as an HTTP bearer scheme of its own."""
+
+    target_class = "core.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "The API token, as `Bearer <key>`"}

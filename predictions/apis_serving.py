@@ -27,7 +27,7 @@ from core.authentication import BearerTokenAuthentication, CachedTokenAuthentica
 from models_registry.selectors import deployment_list
 from models_registry.serving import ModelUnavailable
 
-from . import services
+from . import routing, services
 from .models import Source
 from .protocols import ProtocolError
 from .protocols import mlflow_scoring as mlflow_protocol
@@ -102,7 +102,6 @@ class MlflowInvocationsApi(_MlflowApi):
     throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
 
     @extend_schema(
-        operation_id="mlflow_invocations",
         tags=["MLflow scoring protocol"],
         request={JSON: OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
         responses={
@@ -136,7 +135,14 @@ class MlflowInvocationsApi(_MlflowApi):
         mlflow_protocol.content_type_check(content_type)  # a 415 before anything else, as MLflow does
         served = services.served_model_get(model_name)
         records = mlflow_protocol.invocation_records(body=request.body, content_type=content_type, specs=served.specs)
-        result = services.predictions_make(model_name=model_name, records=records, source=Source.MLFLOW, served=served)
+        result = services.predictions_make(
+            model_name=model_name,
+            records=records,
+            source=Source.MLFLOW,
+            served=served,
+            actor=request.user,
+            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+        )
         response = self.json_response(mlflow_protocol.predictions_body([row.prediction for row in result.predictions]))
         response["X-Request-Id"] = result.request_id
         response["X-Model-Version"] = str(result.model_version)
@@ -150,7 +156,6 @@ class MlflowPingApi(_MlflowApi):
     throttle_classes = []  # probes
 
     @extend_schema(
-        operation_id="mlflow_ping",
         tags=["MLflow scoring protocol"],
         responses={200: OpenApiTypes.STR, 404: _MLFLOW_ERROR, 503: _MLFLOW_ERROR},
     )
@@ -164,7 +169,7 @@ class MlflowVersionApi(_MlflowApi):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="mlflow_version", tags=["MLflow scoring protocol"], responses={200: OpenApiTypes.STR})
+    @extend_schema(tags=["MLflow scoring protocol"], responses={200: OpenApiTypes.STR})
     def get(self, request, model_name: str):
         return HttpResponse(MLFLOW_VERSION, content_type=JSON)
 
@@ -185,7 +190,7 @@ _V2_TAGS = ["Open Inference Protocol (V2)"]
 class V2ServerMetadataApi(_V2Api):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="v2_server_metadata", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         version = settings.SPECTACULAR_SETTINGS["VERSION"]
         return self.json_response({"name": "mlapp", "version": version, "extensions": ["binary_tensor_data"]})
@@ -195,7 +200,7 @@ class V2LiveApi(_V2Api):
     permission_classes = [AllowAny]
     throttle_classes = []  # probes
 
-    @extend_schema(operation_id="v2_health_live", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return self.json_response({"live": True})
 
@@ -206,9 +211,7 @@ class V2ReadyApi(_V2Api):
     permission_classes = [AllowAny]
     throttle_classes = []  # probes
 
-    @extend_schema(
-        operation_id="v2_health_ready", tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
-    )
+    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def get(self, request):
         try:
             with connection.cursor() as cursor:
@@ -222,7 +225,6 @@ class V2ReadyApi(_V2Api):
 
 class V2ModelMetadataApi(_V2Api):
     @extend_schema(
-        operation_id="v2_model_metadata",
         tags=_V2_TAGS,
         responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
     )
@@ -238,7 +240,6 @@ class V2ModelMetadataApi(_V2Api):
 
 class V2ModelReadyApi(_V2Api):
     @extend_schema(
-        operation_id="v2_model_ready",
         tags=_V2_TAGS,
         responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
     )
@@ -251,7 +252,6 @@ class V2InferApi(_V2Api):
     throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
 
     @extend_schema(
-        operation_id="v2_model_infer",
         tags=_V2_TAGS,
         request={JSON: OpenApiTypes.OBJECT, "application/octet-stream": OpenApiTypes.BINARY},
         responses={
@@ -291,7 +291,14 @@ class V2InferApi(_V2Api):
             classes=served.classes,
         )
         result = services.predictions_make(
-            model_name=model_name, records=infer.records, source=Source.V2, request_id=infer.request_id, served=served
+            model_name=model_name,
+            records=infer.records,
+            source=Source.V2,
+            request_id=infer.request_id,
+            served=served,
+            actor=request.user,
+            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+            pinned=version is not None,
         )
         rows = result.predictions
         return self.json_response(

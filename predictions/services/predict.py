@@ -17,8 +17,9 @@ from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
 from .. import routing
 from ..access import prediction_feedback_allowed, prediction_visible_q
-from ..models import Prediction
+from ..models import Prediction, Variant
 from ..validation import FieldError, records_check
+from .store import inference_rows_insert
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def predictions_make(
     path: RulePath = RulePath.API,
     actor=None,
     request_key: str | None = None,
+    pinned: bool = False,
 ) -> PredictionResponse:
     """Score rows given as JSON objects with `model_name` and store one inference-log row each.
 
@@ -73,7 +75,13 @@ def predictions_make(
     served = served or served_model_get(model_name)
     if served.name != model_name:
         raise ValueError(f"asked for {model_name}, given a version of {served.name}")
-    route = routing.route_pick(model_name=model_name, production=served, request_key=request_key)
+    if pinned:  # the caller named this version (V2's /versions/<v>): it answers, whatever the traffic policy
+        production = loader().version_resolve(model_name)
+        route = routing.Route(
+            answer=served, variant=Variant.PRODUCTION if served.version == production else Variant.CHALLENGER
+        )
+    else:
+        route = routing.route_pick(model_name=model_name, production=served, request_key=request_key)
     served = route.answer
     started = time.perf_counter()
     checked = records_check(
@@ -88,7 +96,7 @@ def predictions_make(
     probabilities = outputs.probability_dicts()
     now = timezone.now()
     maker = actor.pk if actor is not None and actor.is_authenticated else None
-    rows = Prediction.objects.bulk_create(
+    rows = inference_rows_insert(
         [
             Prediction(
                 created_at=now,

@@ -203,6 +203,20 @@ def _copy_postgresql(payload: bytes, *, n_rows: int, skip_existing: bool) -> int
             return written
 
 
+def inference_rows_insert(rows: list[Prediction]) -> list[Prediction]:
+    """Store a request's inference-log rows (ids set on them), atomically, in as few round trips as can be.
+
+    One row (nearly every on-demand request) is one `INSERT ... RETURNING` in autocommit: a single
+    statement is atomic by itself, so the `BEGIN` and `COMMIT` that `bulk_create` wraps around it
+    would be two more round trips for nothing (bench/profile_predict.py). Several rows: `bulk_create`,
+    its statements in one transaction.
+    """
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+        return rows
+    return Prediction.objects.bulk_create(rows)
+
+
 def _bulk_create(log: pd.DataFrame, *, skip_existing: bool) -> int:
     def none_if_nan(value):
         return None if value is None or (isinstance(value, float) and np.isnan(value)) else value

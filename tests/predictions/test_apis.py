@@ -273,12 +273,23 @@ def test_a_background_alias_check_never_raises_and_closes_its_connections(churn_
     assert thread.ident in closed_in
 
 
-def test_a_database_outage_while_storing_is_a_503_and_stores_nothing(api, churn_model, monkeypatch):
+@pytest.mark.parametrize(
+    ("body", "target", "method"),
+    [
+        ({"features": CHURN_ROW}, Prediction, "save"),
+        ({"rows": [CHURN_ROW, CHURN_ROW]}, Prediction.objects, "bulk_create"),
+    ],
+    ids=["one-row", "rows"],
+)
+def test_a_database_outage_while_storing_is_a_503_and_stores_nothing(
+    api, churn_model, monkeypatch, body, target, method
+):
     def lost_connection(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(Prediction.objects, "bulk_create", lost_connection)
-    response = _post(api, {"features": CHURN_ROW})
+    # One row is stored with save (one INSERT in autocommit), several with bulk_create.
+    monkeypatch.setattr(target, method, lost_connection)
+    response = _post(api, body)
     monkeypatch.undo()
 
     assert response.status_code == 503 and response["Retry-After"] == "5"
