@@ -229,6 +229,11 @@ def main():
                         _drive(args.port, body, headers, 40, clients)  # after the switch, not measured
                         latencies = _drive(args.port, body, headers, args.requests, clients)
                         results.setdefault((runner, clients, mode), []).extend(latencies)
+                        print(
+                            f"block: {runner} x{clients} {mode:<10} p50 {statistics.median(latencies):.2f} ms "
+                            f"p99 {_p(latencies, 0.99):.2f} ms",
+                            flush=True,
+                        )
                         if mode == "shadow":
                             expected += production_count() - before
                             shadows, waited = shadow_caught_up(expected)
