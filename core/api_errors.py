@@ -6,13 +6,15 @@
 Services raise `core.errors.ApplicationError` (its status code, message and
 errors), DRF raises its own exceptions (401, 403, 404, 405, 415, 429 keep DRF's
 `detail`; validation errors are flattened into `errors`), and a database that
-cannot be reached is a 503 (retry later), not a 500 (our bug). Views hold no
-try/except to shape errors.
+cannot be reached is a 503 (retry later), not a 500 (our bug), and a body past
+DATA_UPLOAD_MAX_MEMORY_SIZE a 413 naming the limit (`mlapp.middleware.RequestSizeMiddleware`
+refuses most before they are read). Views hold no try/except to shape errors.
 """
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import ParseError, ValidationError
@@ -52,7 +54,23 @@ def _body(detail: str, errors: list[dict] | None = None) -> dict:
     return {"detail": detail, "errors": errors} if errors else {"detail": detail}
 
 
+def body_too_large_detail(size: int | None = None) -> str:
+    """The 413's sentence: what was sent (when known) and the limit, with the setting that moves it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20
+    sent = f" ({size / 2**20:.1f} MiB)" if size else ""
+    return (
+        f"Request body too large{sent}: the limit is {limit:g} MiB (MLAPP_MAX_BODY_MB); "
+        "nothing was stored. Send fewer rows per request."
+    )
+
+
+def body_too_large_response(size: int | None = None) -> Response:
+    return Response(_body(body_too_large_detail(size)), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):  # form fields past DATA_UPLOAD_MAX_MEMORY_SIZE
+        return body_too_large_response()
     if isinstance(exc, ApplicationError):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, UnavailableError) else None
         return Response(_body(exc.message, exc.errors), status=exc.status_code, headers=headers)

@@ -28,6 +28,12 @@ class NotFoundError(ApplicationError):
     status_code = 404
 
 
+class ForbiddenError(ApplicationError):
+    """The caller may see this but not do that (e.g. feedback on someone else's prediction)."""
+
+    status_code = 403
+
+
 class UnavailableError(ApplicationError):
     """Not now: a dependency (the model registry, the database) is away; retry later."""
 

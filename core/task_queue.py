@@ -32,3 +32,16 @@ def task_send_by_name(name: str, *args) -> None:
     if name not in app.tasks:
         app.loader.import_default_modules()  # the apps' tasks.py (a worker imported them at start)
     task_send(app.tasks[name], *args)
+
+
+def broker_check(*, timeout: float = 2.0) -> None:
+    """Connect to the broker once (readiness); raises `TaskQueueUnavailable` naming the error within ~`timeout`."""
+    app = import_string(settings.CELERY_APP_PATH)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+            client = getattr(connection.default_channel, "client", None)
+            if hasattr(client, "ping"):  # Redis: the connection above may be lazy
+                client.ping()
+    except Exception as exc:  # kombu, redis and SQLAlchemy raise many types
+        raise TaskQueueUnavailable(f"The task queue is unavailable: {exc}") from exc

@@ -7,7 +7,9 @@ these functions; states and fencing are described in `jobs/models.py`. Times:
   lost its worker (killed, or stalled) and may be claimed again;
 - ``MLAPP_JOB_MAX_ATTEMPTS``: a job whose worker was lost this many times fails
   instead of being claimed again (a file that kills every worker stops there);
-- ``MLAPP_JOB_RECLAIM_EVERY_SECONDS``: how often beat runs `jobs_reclaim_stale`.
+- ``MLAPP_JOB_RECLAIM_EVERY_SECONDS``: how often beat runs `jobs_reclaim_stale`;
+- ``MLAPP_JOB_QUEUED_RESEND_SECONDS``: a job queued this long without a worker taking
+  it has its task sent again (its message may be lost).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Model, Q, QuerySet, Value
+from django.db.models import F, Model, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -249,6 +251,38 @@ def runnable_job_models() -> list[type[Claimable]]:
 class ReclaimResult:
     requeued: list[str]
     failed: list[str]
+    resent: list[str] = field(default_factory=list)
+
+
+def _waiting_since(model: type[Claimable]):
+    """When a queued job was last sent: its heartbeat (the reclaim step stamps it when it sends the
+    task again), else its creation (the first send, after commit)."""
+    names = {f.name for f in model._meta.concrete_fields}
+    return Coalesce("heartbeat_at", "created_at") if "created_at" in names else F("heartbeat_at")
+
+
+def _queued_jobs_resend(model: type[Claimable], now: datetime, result: ReclaimResult) -> None:
+    """Send the task again for jobs queued longer than ``MLAPP_JOB_QUEUED_RESEND_SECONDS``: their
+    message may be lost (a broker restarted without persistence, a queue purged, a send that was
+    acknowledged and dropped). A duplicate is harmless: the claim lets one delivery run the job."""
+    cutoff = now - timedelta(seconds=settings.MLAPP_JOB_QUEUED_RESEND_SECONDS)
+    waiting = (
+        model.objects.filter(status=model.states.queued)
+        .annotate(waiting_since=_waiting_since(model))
+        .filter(waiting_since__lt=cutoff)
+    )
+    for pk, since in waiting.values_list("pk", "waiting_since"):
+        try:
+            task_send_by_name(model.run_task_name, pk)
+        except TaskQueueUnavailable as exc:
+            logger.error("Could not send %s #%s again: %s", model.__name__, pk, exc)
+            continue
+        # Stamped only if still queued and not stamped meanwhile (another reclaim pass).
+        model.objects.filter(pk=pk, status=model.states.queued).annotate(waiting_since=_waiting_since(model)).filter(
+            waiting_since=since
+        ).update(heartbeat_at=timezone.now())
+        logger.warning("%s #%s: queued since %s with no worker taking it; sent again", model.__name__, pk, since)
+        result.resent.append(f"{model.__name__} #{pk}")
 
 
 def jobs_reclaim_stale() -> ReclaimResult:
@@ -285,10 +319,12 @@ def jobs_reclaim_stale() -> ReclaimResult:
             except TaskQueueUnavailable as exc:
                 logger.error("Could not restart %s #%s: %s", model.__name__, pk, exc)
                 continue  # still stale: the next pass tries again
-            # Back to queued unless a worker took it meanwhile (then attempts moved on).
+            # Back to queued unless a worker took it meanwhile (then attempts moved on); the heartbeat
+            # now says when it was sent again (for the resend of queued jobs, below).
             model.objects.filter(_stale_q(model, timezone.now()), pk=pk, attempts=attempts).update(
-                status=model.states.queued
+                status=model.states.queued, heartbeat_at=timezone.now()
             )
             logger.warning("%s #%s: its worker was lost (no heartbeat); restarted", model.__name__, pk)
             result.requeued.append(f"{model.__name__} #{pk}")
+        _queued_jobs_resend(model, now, result)
     return result

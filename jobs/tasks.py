@@ -9,4 +9,4 @@ from . import services
 def reclaim_stale_jobs_task() -> dict:
     """Restart jobs whose worker was lost (see jobs.services.jobs_reclaim_stale)."""
     result = services.jobs_reclaim_stale()
-    return {"requeued": result.requeued, "failed": result.failed}
+    return {"requeued": result.requeued, "failed": result.failed, "resent": result.resent}

@@ -18,7 +18,9 @@ app.autodiscover_tasks()
 
 @worker_process_init.connect
 def _watch_deployments(**kwargs):
-    """Each pool process follows every model's served version (outside moves included), loaded ahead."""
-    from models_registry.deployments import watch_start  # noqa: PLC0415 (imported before the apps are loaded)
+    """Each pool process loads every model's served version before it takes a task, then follows
+    them (outside moves included), loaded ahead."""
+    from models_registry.deployments import preload, watch_start  # noqa: PLC0415 (imported before the apps)
 
+    preload()
     watch_start()

@@ -2,10 +2,13 @@
 
 import logging
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 
-from core.api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from core.api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, body_too_large_detail
 
 logger = logging.getLogger(__name__)
 
@@ -31,3 +34,36 @@ class DatabaseUnavailableMiddleware:
         response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+def _too_large(request, size: int | None = None) -> HttpResponse:
+    """413: JSON naming the limit on the API, a page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": body_too_large_detail(size)}, status=413)
+    limit_mb = f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20:g}"
+    return HttpResponse(render_to_string("413.html", {"limit_mb": limit_mb}), status=413)
+
+
+class RequestSizeMiddleware:
+    """A body Django would keep in memory past DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413
+    before it is read. Multipart bodies pass: their files do not count (the upload views cap
+    them by MLAPP_MAX_UPLOAD_MB) and Django counts their other fields (`bad_request` below)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = 0
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE and not request.content_type.startswith("multipart/"):
+            return _too_large(request, size)
+        return self.get_response(request)
+
+
+def bad_request(request, exception, template_name="400.html"):
+    """handler400: form fields past the limit are a 413 naming it, not a bare 400."""
+    if isinstance(exception, RequestDataTooBig):
+        return _too_large(request)
+    return defaults.bad_request(request, exception, template_name=template_name)

@@ -8,11 +8,14 @@ name, never at first use.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from core.rates import rate_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -49,14 +52,16 @@ VAR_DIR = Path(_read("MLAPP_VAR_DIR", str, str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = _read("DEBUG", _bool, False)
+# The embedded demo (scripts/run): plain HTTP on 127.0.0.1 and a generated secret key, DEBUG off.
+MLAPP_DEMO = _read("MLAPP_DEMO", _bool, False)
 
 
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not (DEBUG or MLAPP_DEMO):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (outside the demo, MLAPP_DEMO)")
     # Embedded demo: one random key per checkout, kept so sessions survive restarts.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
@@ -67,6 +72,31 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", _csv, ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", _csv, [])
+
+# --- HTTPS (`manage.py check --deploy` is clean with the defaults) -------------
+# Production is served over HTTPS: redirect plain HTTP, secure cookies, HSTS. The demo and
+# DEBUG run on plain http://127.0.0.1; MLAPP_HTTPS=0 says so elsewhere (e.g. a private bench).
+MLAPP_HTTPS = _read("MLAPP_HTTPS", _bool, not (DEBUG or MLAPP_DEMO))
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _bool, MLAPP_HTTPS)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/", r"^health/"]
+SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _bool, MLAPP_HTTPS)
+CSRF_COOKIE_SECURE = _read("CSRF_COOKIE_SECURE", _bool, MLAPP_HTTPS)
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", int, 31_536_000 if MLAPP_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _bool, True)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _bool, True)
+
+
+def _proxy_ssl_header(raw: str) -> tuple[str, str]:
+    """ "X-Forwarded-Proto" -> ("HTTP_X_FORWARDED_PROTO", "https"): the TLS proxy's header."""
+    name = raw.strip()
+    if not name or not all(part.isalnum() for part in name.split("-")):
+        raise ValueError("expected a header name such as X-Forwarded-Proto")
+    return "HTTP_" + name.upper().replace("-", "_"), "https"
+
+
+# Behind a proxy that terminates TLS: the header it sets to "https" (only if it always sets it).
+SECURE_PROXY_SSL_HEADER = _read("MLAPP_PROXY_SSL_HEADER", _proxy_ssl_header, None)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,15 +112,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "core",
     "jobs",
     "models_registry",
     "predictions",
     "monitoring",
+    "retraining",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mlapp.middleware.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +132,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mlapp.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mlapp.urls"
@@ -146,11 +181,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that stalls must not hang a request (docs/reliability.md): the server cancels a
+    # statement after MLAPP_DB_STATEMENT_TIMEOUT_SECONDS (0: never); libpq gives up connecting after
+    # MLAPP_DB_CONNECT_TIMEOUT_SECONDS (its floor is 2); and our backend (core/postgresql) probes a
+    # server that has said nothing for MLAPP_DB_STALL_SECONDS, dropping the connection if the probe
+    # gets no answer within MLAPP_DB_PROBE_SECONDS: an OperationalError, a 503 with Retry-After.
+    MLAPP_DB_CONNECT_TIMEOUT_SECONDS = _read("MLAPP_DB_CONNECT_TIMEOUT_SECONDS", int, 2, minimum=2)
+    MLAPP_DB_STATEMENT_TIMEOUT_SECONDS = _read("MLAPP_DB_STATEMENT_TIMEOUT_SECONDS", float, 60.0, minimum=0)
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = MLAPP_DB_CONNECT_TIMEOUT_SECONDS
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={int(MLAPP_DB_STATEMENT_TIMEOUT_SECONDS * 1000)}"
+    )
+MLAPP_DB_STALL_SECONDS = _read("MLAPP_DB_STALL_SECONDS", float, 1.0, minimum=0)
+MLAPP_DB_PROBE_SECONDS = _read("MLAPP_DB_PROBE_SECONDS", float, 0.5, minimum=0.05)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -186,13 +241,20 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "mlapp.openapi.NestedSerializerAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Budgets per user (= per token) and per client address: core/throttles.py, MLAPP_THROTTLE_RATES.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttles.AnonThrottle",
+        "core.throttles.UserThrottle",
+        "core.throttles.PredictThrottle",
+    ],
+    "NUM_PROXIES": None,  # set below with MLAPP_PROXY_COUNT
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlapp API",
@@ -235,17 +297,33 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("Setting CELERY_TASK_TIME_LIMIT must be above CELERY_TASK_SOFT_TIME_LIMIT")
 # Training and batch scoring: the soft limit; the hard one is a minute later.
 MLAPP_JOB_TIME_LIMIT_SECONDS = _read("MLAPP_JOB_TIME_LIMIT_SECONDS", int, 3600, minimum=1)
+# Model selection in training (models_registry/selection.py): candidates not finished after this
+# many seconds of cross-validation are skipped; cross-validation runs on at most this many rows.
+MLAPP_TRAIN_SELECTION_SECONDS = _read("MLAPP_TRAIN_SELECTION_SECONDS", float, 300.0, minimum=0)
+MLAPP_TRAIN_SELECTION_MAX_ROWS = _read("MLAPP_TRAIN_SELECTION_MAX_ROWS", int, 50_000, minimum=100)
+# The candidates it compares, in order (the first wins ties); one candidate: no cross-validation.
+TRAIN_CANDIDATE_NAMES = ("hist_gradient_boosting", "linear", "random_forest")  # = selection.CANDIDATES
+MLAPP_TRAIN_CANDIDATES = tuple(_read("MLAPP_TRAIN_CANDIDATES", _csv, list(TRAIN_CANDIDATE_NAMES)))
+if not MLAPP_TRAIN_CANDIDATES or set(MLAPP_TRAIN_CANDIDATES) - set(TRAIN_CANDIDATE_NAMES):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_TRAIN_CANDIDATES={','.join(MLAPP_TRAIN_CANDIDATES)!r} names no candidate or an unknown one:"
+        f" choose from {', '.join(TRAIN_CANDIDATE_NAMES)}"
+    )
 # The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
 # lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
 MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
 MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
 MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+# A job queued this long with no worker taking it has its task sent again (its message may be lost).
+MLAPP_JOB_QUEUED_RESEND_SECONDS = _read("MLAPP_JOB_QUEUED_RESEND_SECONDS", float, 120.0, minimum=1)
 if CELERY_BROKER_URL.startswith("redis"):
     # Redis hands an unacknowledged message (acks_late) to another worker after this long:
     # longer than the longest task may run, or a running job would be delivered twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MLAPP_JOB_TIME_LIMIT_SECONDS + 600}
 # Where tasks go unless routed: one queue per deployment (or per test) sharing one Redis.
 CELERY_TASK_DEFAULT_QUEUE = _read("CELERY_TASK_DEFAULT_QUEUE", str, "celery")
+# A pool process loads the served models before it reports up (mlapp/celery.py): give it time to.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = _read("CELERY_WORKER_PROC_ALIVE_TIMEOUT", float, 120.0, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -253,6 +331,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # The platform must work air-gapped: MLflow sends no usage telemetry.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# No model file is ever unpickled: MLflow's own loaders refuse pickle, cloudpickle (and, in MLflow 3.17,
+# every sklearn format) with this off; mlapp loads scikit-learn models itself through skops with its
+# trusted-type list, after checking the files' hashes (models_registry/trust.py). Set by the platform,
+# not the environment: an operator cannot turn it back on by accident.
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 
 def _mlflow_uri_for(database: dict) -> str:
@@ -284,6 +367,8 @@ MLAPP_UPLOAD_DIR = VAR_DIR / "uploads"
 MLAPP_MAX_LOADED_VERSIONS = _read("MLAPP_MAX_LOADED_VERSIONS", int, 16, minimum=1)
 # How often every process re-reads each model's served version (and checks MLflow for outside moves).
 MLAPP_MODEL_POLL_SECONDS = _read("MLAPP_MODEL_POLL_SECONDS", float, 5.0, minimum=0)
+# How long a process trusts a token it checked (core/authentication.py); 0: every request asks the database.
+MLAPP_TOKEN_CACHE_SECONDS = _read("MLAPP_TOKEN_CACHE_SECONDS", float, 5.0, minimum=0)
 MLAPP_PREDICT_MAX_ROWS = _read("MLAPP_PREDICT_MAX_ROWS", int, 1000, minimum=1)
 # Shadow and A/B routing of the challenger (docs/serving.md, "Challenger traffic"). Shadow work waits in a
 # bounded queue per process (full: the request's shadow scoring is dropped and counted, production never waits).
@@ -314,6 +399,21 @@ MLAPP_ALERT_BAD_SHARE = _read("MLAPP_ALERT_BAD_SHARE", float, 0.2, minimum=0)
 MLAPP_INGEST_MIN_AGE_SECONDS = _read("MLAPP_INGEST_MIN_AGE_SECONDS", float, 5.0, minimum=0)
 MLAPP_INGEST_RANGE_TOLERANCE = _read("MLAPP_INGEST_RANGE_TOLERANCE", float, 0.1, minimum=0)
 MLAPP_INGEST_MAX_FILES_PER_RUN = _read("MLAPP_INGEST_MAX_FILES_PER_RUN", int, 100, minimum=1)
+# Caps on a CSV's shape (ingestion and batch scoring; models_registry/csv_limits.py): a file past
+# one is refused (quarantined whole) naming the limit, before any reader allocates for it.
+MLAPP_CSV_MAX_COLUMNS = _read("MLAPP_CSV_MAX_COLUMNS", int, 1000, minimum=1)
+MLAPP_CSV_MAX_HEADER_BYTES = _read("MLAPP_CSV_MAX_HEADER_BYTES", int, 65536, minimum=1)
+if MLAPP_CSV_MAX_HEADER_BYTES > 65536:
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_CSV_MAX_HEADER_BYTES={MLAPP_CSV_MAX_HEADER_BYTES} must be at most 65536 "
+        "(the CSV reader's header window)"
+    )
+MLAPP_CSV_MAX_FIELD_BYTES = _read("MLAPP_CSV_MAX_FIELD_BYTES", int, 65536, minimum=1)
+MLAPP_CSV_MAX_ROW_BYTES = _read("MLAPP_CSV_MAX_ROW_BYTES", int, 1 << 20, minimum=1)
+# Issue rows kept per ingested file (the most frequent; the rest are counted in one more_issues row).
+MLAPP_INGEST_MAX_ISSUES_PER_FILE = _read("MLAPP_INGEST_MAX_ISSUES_PER_FILE", int, 100, minimum=1)
+# Disk used by the quarantine (bad/<model>/): shown on the ingestion page; past this an alert is raised.
+MLAPP_QUARANTINE_ALERT_MB = _read("MLAPP_QUARANTINE_ALERT_MB", float, 1024.0, minimum=0)
 # Alert on any data-quality issue at least this severe (info, warning, error, critical).
 MLAPP_ALERT_MIN_SEVERITY = _read("MLAPP_ALERT_MIN_SEVERITY", str, "critical")
 if MLAPP_ALERT_MIN_SEVERITY not in ("info", "warning", "error", "critical"):
@@ -322,7 +422,78 @@ if MLAPP_ALERT_MIN_SEVERITY not in ("info", "warning", "error", "critical"):
         "use info, warning, error or critical"
     )
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- People: API budgets, login lockout, request size (docs/security.md) -------
+def _rate(name: str, default: str) -> str | None:
+    raw = env.str(name, default=default)
+    try:
+        rate_parse(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Setting {name}={raw!r} is malformed: {exc}") from exc
+    return raw
+
+
+# Requests per user (a DRF token is one per user, so per token too) and per client address;
+# "none" lifts a budget. Scoring endpoints spend the predict budget, every other call the user one.
+MLAPP_THROTTLE_RATES = {
+    "anon": _rate("MLAPP_THROTTLE_ANON", "60/min"),
+    "user": _rate("MLAPP_THROTTLE_USER", "600/min"),
+    "predict": _rate("MLAPP_THROTTLE_PREDICT", "1200/min"),
+}
+MLAPP_THROTTLE_CACHE = "default"
+
+
+def _cache(url: str) -> dict:
+    """CACHE_URL: redis://host:port/db (shared by every process), file:///abs/dir, or locmem://."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "mlapp"}
+    if url.startswith("file://") and url[len("file://") :].startswith("/"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://") :]}
+    if url == "locmem://":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(
+        f"Setting CACHE_URL={url!r} is malformed: use redis://host:port/db, file:///absolute/dir or locmem://"
+    )
+
+
+# Throttle counts must be seen by every gunicorn worker: the broker's Redis when there is one,
+# else files under var/ (shared by the processes of one machine).
+CACHES = {
+    "default": _cache(
+        _read(
+            "CACHE_URL",
+            str,
+            CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'cache'}",
+        )
+    )
+}
+
+# Login lockout (django-axes): this many failed logins for one username from one address lock
+# that pair out for MLAPP_LOGIN_LOCKOUT_MINUTES, on the login page and the admin alike.
+AXES_FAILURE_LIMIT = _read("MLAPP_LOGIN_FAILURE_LIMIT", int, 5, minimum=1)
+# 0: locked until staff unlock it (admin: Axes > Access attempts, or `manage.py axes_reset`).
+AXES_COOLOFF_TIME = timedelta(minutes=_read("MLAPP_LOGIN_LOCKOUT_MINUTES", float, 15.0, minimum=0)) or None
+# username+ip (default): a pair is locked, so nobody can lock a colleague out from elsewhere;
+# username: the account from any address (stops guessing spread over many addresses).
+MLAPP_LOGIN_LOCKOUT_BY = _read("MLAPP_LOGIN_LOCKOUT_BY", str, "username+ip")
+if MLAPP_LOGIN_LOCKOUT_BY not in ("username+ip", "username"):
+    raise ImproperlyConfigured(
+        f"Setting MLAPP_LOGIN_LOCKOUT_BY={MLAPP_LOGIN_LOCKOUT_BY!r} is malformed: use username+ip or username"
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]] if MLAPP_LOGIN_LOCKOUT_BY == "username+ip" else ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mlapp.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Reverse proxies in front of gunicorn: the client address is then that many hops back in
+# X-Forwarded-For (for the lockout and the anonymous API budget alike).
+MLAPP_PROXY_COUNT = _read("MLAPP_PROXY_COUNT", int, 0, minimum=0)
+AXES_IPWARE_PROXY_COUNT = MLAPP_PROXY_COUNT or None
+REST_FRAMEWORK["NUM_PROXIES"] = MLAPP_PROXY_COUNT or None
+AXES_VERBOSE = False
+
+# Request bodies kept in memory (JSON, form fields; uploaded files are not counted): a larger one
+# is a 413 naming the limit (JSON on the API, a page elsewhere).
+DATA_UPLOAD_MAX_MEMORY_SIZE = _read("MLAPP_MAX_BODY_MB", int, 10, minimum=1) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 EMAIL_BACKEND = _read("EMAIL_BACKEND", str, "django.core.mail.backends.console.EmailBackend")

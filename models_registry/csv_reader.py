@@ -1,7 +1,9 @@
 """One CSV reader for every path: training, batch upload, ingestion and the scheduled job.
 
 Every path reads a CSV the same way: UTF-8 (a UTF-8 byte-order mark is dropped;
-UTF-16 and invalid bytes are refused), a header row whose names are unique, every
+UTF-16 and invalid bytes are refused), the delimiter detected from the first lines
+(`csv_delimiter`: comma, semicolon, tab or pipe, quoted fields respected; comma when
+nothing else fits), a header row whose names are unique, every
 cell read as text by pyarrow's streaming reader in batches of bounded size (a
 quoted newline stays in its cell, blank lines are not records), then typed in
 one place: a cell that is empty after trimming ASCII whitespace, or one of
@@ -32,6 +34,8 @@ from .rules import column_parse
 
 HEAD_BYTES = 65536
 CHUNK_ROWS = 100_000
+DELIMITERS = (",", ";", "\t", "|")  # in order of preference when several fit
+SNIFF_ROWS = 50
 
 Source = str | Path | bytes | io.IOBase
 
@@ -67,6 +71,37 @@ def _head(readable) -> bytes:
     return bytes(head)
 
 
+def delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma ','", ";": "semicolon ';'", "|": "pipe '|'"}.get(delimiter, repr(delimiter))
+
+
+def _sniffed(head: bytes) -> str:
+    """The delimiter that splits the first rows into the same number (> 1) of fields, the most fields
+    winning (comma on a tie); comma when none does."""
+    text = head.decode("utf-8-sig", errors="replace")
+    if len(head) >= HEAD_BYTES and "\n" in text:
+        text = text.rsplit("\n", 1)[0]  # the last line may be cut
+    best, best_width = ",", 1
+    for delimiter in DELIMITERS:
+        try:
+            rows = []
+            for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+                if row:
+                    rows.append(len(row))
+                if len(rows) >= SNIFF_ROWS:
+                    break
+        except csv.Error:
+            continue
+        if rows and rows[0] > best_width and all(width == rows[0] for width in rows):
+            best, best_width = delimiter, rows[0]
+    return best
+
+
+def csv_delimiter(source: Source, *, readable=None) -> str:
+    """The delimiter every reader of this file uses (see the module's docstring)."""
+    return _sniffed(_head(readable if readable is not None else _readable(source)))
+
+
 def csv_header(source: Source, *, readable=None) -> list[str]:
     """The column names, or `CsvReadError`: empty, UTF-16, not UTF-8, unreadable, names repeated."""
     head = _head(readable if readable is not None else _readable(source))
@@ -85,7 +120,7 @@ def csv_header(source: Source, *, readable=None) -> list[str]:
     except UnicodeDecodeError as exc:
         raise CsvReadError(f"not UTF-8 text (invalid byte at position {exc.start} of the header)") from exc
     try:
-        header = next(csv.reader(io.StringIO(text)), [])
+        header = next(csv.reader(io.StringIO(text), delimiter=_sniffed(head)), [])
     except csv.Error as exc:
         raise CsvReadError(f"not a readable CSV: {exc}", countable=False) from exc
     header = [name.strip() for name in header]
@@ -103,8 +138,8 @@ def header_missing_message(header: list[str], required: list[str]) -> str | None
     if not missing:
         return None
     hint = ""
-    if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
-        hint = " (one column in the header: the separator must be a comma)"
+    if len(header) == 1:
+        hint = f" (one column in the header: no delimiter among {', '.join(map(delimiter_name, DELIMITERS))} fits)"
     return f"missing required column(s): {', '.join(missing)}{hint}"
 
 
@@ -115,13 +150,14 @@ def csv_batches(
     readable = readable if readable is not None else _readable(source)
     header = header if header is not None else csv_header(source, readable=readable)
     head = _head(readable)
+    delimiter = _sniffed(head)
     bytes_per_row = len(head) / max(head.count(b"\n"), 1)
     block = int(min(max(chunk_rows * bytes_per_row * 1.2, 1 << 20), 64 << 20))
     try:
         reader = pacsv.open_csv(
             readable,
             read_options=pacsv.ReadOptions(block_size=block, column_names=header, skip_rows=1),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
                 strings_can_be_null=False,
@@ -129,7 +165,7 @@ def csv_batches(
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise _read_error(exc, rows=0) from exc
+        raise _read_error(exc, rows=0, delimiter=delimiter) from exc
     rows = 0
     while True:
         try:
@@ -137,17 +173,19 @@ def csv_batches(
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:
-            raise _read_error(exc, rows=rows) from exc
+            raise _read_error(exc, rows=rows, delimiter=delimiter) from exc
         rows += batch.num_rows
         for start in range(0, batch.num_rows, chunk_rows):
             yield batch.slice(start, chunk_rows)
 
 
-def _read_error(exc: pa.ArrowInvalid, *, rows: int) -> CsvReadError:
+def _read_error(exc: pa.ArrowInvalid, *, rows: int, delimiter: str) -> CsvReadError:
     message = (str(exc).splitlines() or [type(exc).__name__])[0]
     if "UTF8" in message or "UTF-8" in message:
         return CsvReadError(f"not UTF-8 text (invalid bytes after data row {rows})")
-    return CsvReadError(f"not a valid CSV after data row {rows}: {message}")
+    return CsvReadError(
+        f"not a valid CSV after data row {rows} (read with the delimiter {delimiter_name(delimiter)}): {message}"
+    )
 
 
 def _inferred_spec(name: str, values: pa.Array) -> FeatureSpec:
@@ -201,7 +239,9 @@ def csv_frame_read(source: Source, *, profile: TrainingProfile | Mapping | None 
     header = csv_header(source, readable=readable)
     batches = list(csv_batches(source, header=header, readable=readable))
     table = pa.Table.from_batches(batches, schema=pa.schema([(name, pa.string()) for name in header]))
-    return batch_typed(table, profile_read(profile).specs if profile is not None else None)
+    frame = batch_typed(table, profile_read(profile).specs if profile is not None else None)
+    frame.attrs["csv_delimiter"] = csv_delimiter(source, readable=readable)
+    return frame
 
 
 def csv_chunks_typed(

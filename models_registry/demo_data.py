@@ -1,7 +1,8 @@
 """Demo datasets generated in code (no downloads), with optional drift.
 
 `churn`: classification (target `churned`: yes/no), numeric and categorical
-features. `housing`: regression (target `price`). `drift` in [0, 1] shifts the
+features; under drift the south's customers churn more as well (a concept
+shift). `housing`: regression (target `price`). `drift` in [0, 1] shifts the
 distributions (older customers, more month-to-month contracts, higher charges;
 bigger, newer houses), so the drift detector has something to find.
 """
@@ -45,6 +46,9 @@ def churn_frame(*, n_rows: int = 5000, seed: int = 0, drift: float = 0.0) -> pd.
         + 0.45 * support_calls
         + 0.5 * (payment == "electronic-check")
         - 0.01 * (age - 42)
+        # Concept drift too: under drift, customers in the south churn far more (a model trained on calm
+        # data cannot know it, a retrained one can: the demo's challenger has something to win).
+        + 2.5 * drift * (region == "south")
     )
     churned = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
     return pd.DataFrame(

@@ -42,6 +42,22 @@ def deployments_refresh() -> list[str]:
     return served
 
 
+def preload() -> list[str]:
+    """The watcher's first pass, run before the process takes work (gunicorn's `post_worker_init`,
+    Celery's `worker_process_init`): a process is ready (`/health/ready`) only once its production
+    models are loaded, and no first request waits for a load. A failure is logged; the watcher
+    tries again every interval."""
+    try:
+        served = deployments_refresh()
+    except Exception:  # the database or the registry away at start: the watcher keeps trying
+        logger.exception("Preloading the served models failed; the deployment watcher will try again")
+        return []
+    finally:
+        connections.close_all()
+    logger.info("Preloaded %s", ", ".join(served) or "no deployments")
+    return served
+
+
 def watch_start(*, interval: float | None = None) -> threading.Thread:
     """Start this process's watcher once (later calls return the running one)."""
     global _watcher

@@ -17,12 +17,15 @@ PRODUCTION = "production"
 CHALLENGER = "challenger"
 
 # MLflow saves scikit-learn models with skops and refuses types it does not
-# trust. These are the exact types our pipelines need (see NOTES.md).
+# trust. These are the exact types our pipelines need (see NOTES.md), for every
+# candidate the trainer can choose (selection.CANDIDATES; tests/models_registry/
+# test_selection.py saves and loads each one with exactly this list).
 SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.tree._tree.Tree",
+    "sklearn.tree._tree.Tree",  # the random forest's trees
     "numpy.dtype",
+    "models_registry.dates.DateParts",  # date columns into their parts (ours: plain attributes, no code)
 ]
 
 

@@ -34,6 +34,17 @@ class ModelVersion(models.Model):
     n_train_rows = models.PositiveIntegerField(default=0)
     n_test_rows = models.PositiveIntegerField(default=0)
     profile = models.JSONField(help_text="Training profile: see models_registry/profile.py")
+    # What mlapp recorded of the version's model files when it registered or imported it
+    # (models_registry/trust.py): a version is loaded only if its files still hash to this.
+    artifact_uri = models.CharField(max_length=1024, blank=True, help_text="Where the model's files are stored")
+    artifact_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 over the manifest of every file of the model directory"
+    )
+    artifact_manifest = models.JSONField(
+        default=dict, blank=True, help_text='{"algorithm": "sha256", "files": {"MLmodel": "<sha256>", ...}}'
+    )
+    # How it came to mlapp: trained here, or an existing MLflow model imported with `register_model`.
+    origin = models.CharField(max_length=16, default="trained", help_text="trained or imported")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -168,3 +179,16 @@ class RulePolicyOverride(models.Model):
 
         rule_policy_forget(self.model_name)
         return result
+
+
+# Continuous training's records (a module of their own, so this file stays the registry's core tables).
+from .continuous_models import ChallengerEvaluation, TrainingSnapshot  # noqa: E402
+
+__all__ = [
+    "AliasChange",
+    "ChallengerEvaluation",
+    "ModelVersion",
+    "RulePolicyOverride",
+    "TrainingJob",
+    "TrainingSnapshot",
+]

@@ -28,7 +28,10 @@ Format (``schema_version`` 1)::
          "histogram": {"edges": [...11 floats], "counts": [...10 ints]}},
         {"name": "plan", "kind": "categorical",
          "categories": {"basic": 0.61, "premium": 0.39},   # share of non-missing rows
-         "missing_share": 0.01}
+         "missing_share": 0.01},
+        {"name": "signup", "kind": "datetime",             # ISO 8601 text in, parts derived (dates.py)
+         "parts": ["year", "month", "day", "dayofweek"],   # + "hour", "minute" when training had times
+         "first": "2021-01-04", "last": "2024-11-30", "missing_share": 0.0}
       ],
       "reference_sample": {"age": [...], "plan": [...]},   # <= REFERENCE_SAMPLE_ROWS rows, None for missing
       "prediction_reference": {                           # model output on the test split
@@ -48,6 +51,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+
+from .dates import DATE_PARTS, DATETIME, TIME_PARTS, date_parse
 
 SCHEMA_VERSION = 1
 REFERENCE_SAMPLE_ROWS = 5000
@@ -110,6 +115,17 @@ def _json_value(value):
     return value
 
 
+def _date_range(column: pd.Series) -> tuple[str | None, str | None]:
+    parsed = [date_parse(v) for v in pd.unique(column.dropna())]
+    parsed = [p for p in parsed if p is not None]
+    if not parsed:
+        return None, None
+    first, last = min(parsed), max(parsed)
+    if any(p.hour or p.minute or p.second for p in parsed):
+        return first.isoformat(sep=" ", timespec="minutes"), last.isoformat(sep=" ", timespec="minutes")
+    return first.date().isoformat(), last.date().isoformat()
+
+
 def profile_build(
     *,
     features: pd.DataFrame,
@@ -118,18 +134,25 @@ def profile_build(
     classes: list[str] | None,
     reference_predictions: pd.Series,
     seed: int = 0,
+    dates: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict:
-    """Profile the training split ``features`` (target column excluded)."""
+    """Profile the training split ``features`` (target column excluded).
+
+    ``dates``: the date columns (text) and the parts the model derives from each."""
+    dates = dates or {}
     feature_profiles = []
     for name in features.columns:
         column = features[name]
-        kind = infer_feature_kind(column)
+        kind = DATETIME if name in dates else infer_feature_kind(column)
         entry: dict = {
             "name": str(name),
             "kind": kind,
             "missing_share": float(column.isna().mean()),
         }
-        if kind == NUMERIC:
+        if kind == DATETIME:
+            entry["parts"] = list(dates[name])
+            entry["first"], entry["last"] = _date_range(column)
+        elif kind == NUMERIC:
             is_integer = pd.api.types.is_integer_dtype(column) or bool(
                 column.dropna().astype(float).apply(float.is_integer).all()
             )
@@ -177,6 +200,8 @@ class ProfileSchemaError(ValueError):
 # Versions of the stored format this code reads. A profile stored without
 # ``schema_version`` predates the key and has the version 1 layout: read as 1.
 READABLE_SCHEMA_VERSIONS = frozenset({1})
+KINDS = (NUMERIC, CATEGORICAL, DATETIME)
+DATE_PART_NAMES = DATE_PARTS + TIME_PARTS
 TASKS = ("classification", "regression")
 
 
@@ -194,10 +219,21 @@ class FeatureSpec:
     median: float | None = None
     category_shares: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
     quantiles: Mapping[str, float | None] = field(default_factory=dict, compare=False, repr=False)
+    parts: tuple[str, ...] = ()  # a datetime feature: the parts the model derives from it
+    first: str | None = None  # a datetime feature: its earliest and latest training value
+    last: str | None = None
 
     @property
     def is_numeric(self) -> bool:
         return self.kind == NUMERIC
+
+    @property
+    def is_datetime(self) -> bool:
+        return self.kind == DATETIME
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind == CATEGORICAL
 
     @property
     def is_integer(self) -> bool:
@@ -231,8 +267,13 @@ def _feature_read(entry, index: int) -> FeatureSpec:
         raise ProfileSchemaError(f"{where}: expected an object with a non-empty text 'name'")
     where = f"training profile feature {entry['name']!r}"
     kind = entry.get("kind")
-    if kind not in (NUMERIC, CATEGORICAL):
-        raise ProfileSchemaError(f"{where}: unknown kind {kind!r} (expected {NUMERIC!r} or {CATEGORICAL!r})")
+    if kind not in KINDS:
+        raise ProfileSchemaError(f"{where}: unknown kind {kind!r} (expected {', '.join(map(repr, KINDS))})")
+    parts = entry.get("parts") or []
+    if kind == DATETIME and (
+        not isinstance(parts, list) or not parts or any(part not in DATE_PART_NAMES for part in parts)
+    ):
+        raise ProfileSchemaError(f"{where}: a datetime feature needs 'parts' from {', '.join(DATE_PART_NAMES)}")
     dtype = entry.get("dtype")
     if dtype not in (None, "integer", "float"):
         raise ProfileSchemaError(f"{where}: unknown dtype {dtype!r} (expected 'integer' or 'float')")
@@ -251,6 +292,9 @@ def _feature_read(entry, index: int) -> FeatureSpec:
         median=quantiles.get("0.5"),
         category_shares=dict(shares),
         quantiles=dict(quantiles),
+        parts=tuple(parts) if kind == DATETIME else (),
+        first=entry.get("first") if kind == DATETIME else None,
+        last=entry.get("last") if kind == DATETIME else None,
     )
 
 
@@ -326,7 +370,12 @@ class TrainingProfile:
 
     @cached_property
     def categorical_names(self) -> list[str]:
+        """Features the model takes as text: categories, and dates (read into parts by the pipeline)."""
         return [spec.name for spec in self.features if not spec.is_numeric]
+
+    @cached_property
+    def datetime_names(self) -> list[str]:
+        return [spec.name for spec in self.features if spec.is_datetime]
 
     def to_dict(self) -> dict:
         """The stored JSON, unchanged."""

@@ -6,12 +6,20 @@ iteration), not in arithmetic. Serving one request at a time is exactly that
 case, so for the pipelines mlapp trains we build, once per loaded version:
 
 - numeric columns passed through: copied straight into the feature matrix;
+- numeric columns imputed and scaled (`SimpleImputer`, `StandardScaler`) and date
+  columns turned into their parts (`dates.DateParts`, then the same steps): the
+  fitted statistics applied per column, the date parts by the pipeline's own function;
 - categorical columns (imputer + one-hot encoder, or any encoder that treats
   columns independently): a lookup table per column, made by running the
   *fitted transformer itself* on every known category, on a missing value and on
   an unseen one, so the encoding is scikit-learn's, not a re-implementation;
 - a HistGradientBoosting model: its trees as flat node arrays, walked for all
-  trees at once, summed in scikit-learn's order, through the model's own link.
+  trees at once, summed in scikit-learn's order, through the model's own link;
+- a linear model (`LogisticRegression`, `Ridge`): one matrix product, then the
+  logistic or softmax function for probabilities.
+
+Other models (the random forest the trainer may choose) have no fast path: they
+are served by scikit-learn, which `row_scorer_build` says by returning None.
 
 A compiled scorer is only used after it reproduced the pipeline's output on the
 training profile's reference sample and on edge rows (every category, missing
@@ -28,13 +36,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, softmax
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from .dates import DateParts, date_parts_row
 from .features import frame_for_model
-from .profile import NUMERIC, TrainingProfile, profile_read
+from .profile import CATEGORICAL, DATETIME, NUMERIC, TrainingProfile, profile_read
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +73,42 @@ class _CategoricalBlock:
 
 
 @dataclass(frozen=True)
+class _ColumnsBlock:
+    """Numeric or date columns through per-column steps: date parts, then fill and scale."""
+
+    columns: tuple[str, ...]
+    output: slice
+    parts: tuple[str, ...] | None  # date columns: the parts of each; None: numbers
+    steps: tuple[tuple[str, np.ndarray | None, np.ndarray | None], ...]  # ("fill", values) / ("scale", mean, scale)
+
+    def values(self, records: list[dict]) -> np.ndarray:
+        if self.parts is None:
+            x = np.array([[record[name] for name in self.columns] for record in records], dtype=float)
+        else:
+            x = np.array(
+                [[p for name in self.columns for p in date_parts_row(record[name], self.parts)] for record in records],
+                dtype=float,
+            ).reshape(len(records), len(self.columns) * len(self.parts))
+        for step, first, second in self.steps:
+            if step == "fill":
+                x = np.where(np.isnan(x), first, x)
+            else:
+                if first is not None:
+                    x = x - first
+                if second is not None:
+                    x = x / second
+        return x
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """A fitted linear model: decision = X @ coef.T + intercept."""
+
+    coef: np.ndarray  # (n_outputs, width)
+    intercept: np.ndarray  # (n_outputs,)
+
+
+@dataclass(frozen=True)
 class _Forest:
     """All trees of a HistGradientBoosting model in flat arrays (node ids global)."""
 
@@ -84,9 +132,11 @@ class RowScorer:
     numeric_output: np.ndarray  # output column of each numeric feature
     categorical: tuple[_CategoricalBlock, ...]
     width: int
-    forest: _Forest
+    forest: _Forest | None
     model: object = field(repr=False)  # for its link function (sigmoid/softmax/identity)
     classes: tuple[str, ...] | None = None
+    columns_blocks: tuple[_ColumnsBlock, ...] = ()
+    linear: _Linear | None = None
 
     def features_matrix(self, records: list[dict]) -> np.ndarray:
         matrix = np.empty((len(records), self.width))
@@ -101,6 +151,8 @@ class RowScorer:
                 for column, deltas, unseen in zip(block.columns, block.deltas, block.unseen, strict=True):
                     row += deltas.get(_category_key(record[column]), unseen)
                 matrix[i, block.output] = row
+        for block in self.columns_blocks:
+            matrix[:, block.output] = block.values(records)
         return matrix
 
     def raw_predict(self, matrix: np.ndarray) -> np.ndarray:
@@ -120,10 +172,23 @@ class RowScorer:
 
     def predict(self, records: list[dict]) -> tuple[np.ndarray | None, np.ndarray]:
         """(probabilities, labels) for classification; (None, values) for regression."""
+        if self.linear is not None:
+            return self._linear_predict(self.features_matrix(records))
         raw = self.raw_predict(self.features_matrix(records))
         if self.task == "regression":
             return None, np.asarray(self.model._loss.link.inverse(raw.ravel()), dtype=float)
         probabilities = self.model._loss.predict_proba(raw)
+        return probabilities, np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
+
+    def _linear_predict(self, matrix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        decision = matrix @ self.linear.coef.T + self.linear.intercept  # as scikit-learn's safe_sparse_dot
+        if self.task == "regression":
+            return None, np.asarray(decision.ravel(), dtype=float)
+        if decision.shape[1] == 1:
+            positive = expit(decision.ravel())
+            probabilities = np.vstack([1 - positive, positive]).T
+        else:
+            probabilities = softmax(decision, axis=1)
         return probabilities, np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
 
 
@@ -158,11 +223,13 @@ def _compile(pipeline, profile: TrainingProfile) -> RowScorer:
     preprocess, model = pipeline.steps[0][1], pipeline.steps[1][1]
     if not isinstance(preprocess, ColumnTransformer):
         raise NotCompilable(f"preprocessing is {type(preprocess).__name__}, not a ColumnTransformer")
-    if not isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+    if not isinstance(
+        model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor, LogisticRegression, Ridge)
+    ):
         raise NotCompilable(f"model is {type(model).__name__}")
     kinds = {spec.name: spec.kind for spec in profile.features}
     width = 0
-    numeric_columns, numeric_output, blocks = [], [], []
+    numeric_columns, numeric_output, blocks, columns_blocks = [], [], [], []
     for name, transformer, columns in preprocess.transformers_:
         output = preprocess.output_indices_[name]
         width = max(width, output.stop)
@@ -178,20 +245,58 @@ def _compile(pipeline, profile: TrainingProfile) -> RowScorer:
             numeric_columns += columns
             numeric_output += range(output.start, output.stop)
             continue
-        if any(kinds[c] == NUMERIC for c in columns):
-            raise NotCompilable(f"transformer {name!r} ({type(transformer).__name__}) transforms numbers")
+        column_kinds = {kinds[c] for c in columns}
+        if column_kinds <= {NUMERIC} or column_kinds <= {DATETIME}:
+            columns_blocks.append(_columns_block(transformer, columns, output, profile))
+            continue
+        if column_kinds != {CATEGORICAL}:
+            raise NotCompilable(f"transformer {name!r} ({type(transformer).__name__}) mixes kinds of columns")
         blocks.append(_categorical_block(transformer, columns, output, profile))
     classes = tuple(str(c) for c in model.classes_) if hasattr(model, "classes_") else None
+    linear = isinstance(model, (LogisticRegression, Ridge))
     return RowScorer(
         task="classification" if classes is not None else "regression",
         numeric_columns=tuple(numeric_columns),
         numeric_output=np.array(numeric_output, dtype=np.intp),
         categorical=tuple(blocks),
         width=width,
-        forest=_forest(model),
+        forest=None if linear else _forest(model),
         model=model,
         classes=classes,
+        columns_blocks=tuple(columns_blocks),
+        linear=_linear(model, width) if linear else None,
     )
+
+
+def _columns_block(transformer, columns: list[str], output: slice, profile: TrainingProfile) -> _ColumnsBlock:
+    steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
+    parts = None
+    compiled = []
+    for index, (_, step) in enumerate(steps):
+        if isinstance(step, DateParts) and index == 0:
+            parts = tuple(step.parts)
+        elif isinstance(step, SimpleImputer) and not step.add_indicator:
+            compiled.append(("fill", np.asarray(step.statistics_, dtype=float), None))
+        elif isinstance(step, StandardScaler):
+            mean = np.asarray(step.mean_, dtype=float) if step.with_mean else None
+            scale = np.asarray(step.scale_, dtype=float) if step.with_std else None
+            compiled.append(("scale", mean, scale))
+        else:
+            raise NotCompilable(f"column step {type(step).__name__} has no fast path")
+    if parts is None and any(profile.specs[c].is_datetime for c in columns):
+        raise NotCompilable("date columns without a DateParts step")
+    block = _ColumnsBlock(columns=tuple(columns), output=output, parts=parts, steps=tuple(compiled))
+    width = len(columns) * (len(parts) if parts else 1)
+    if width != output.stop - output.start:
+        raise NotCompilable(f"column block width {width} is not its slice's")
+    return block
+
+
+def _linear(model, width: int) -> _Linear:
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype=float))
+    if coef.shape[1] != width:
+        raise NotCompilable(f"linear model takes {coef.shape[1]} inputs, the preprocessing gives {width}")
+    return _Linear(coef=coef, intercept=np.atleast_1d(np.asarray(model.intercept_, dtype=float)))
 
 
 def _known_categories(transformer, columns: list[str], profile: TrainingProfile) -> list[list]:
@@ -274,6 +379,8 @@ def _verification_records(profile: TrainingProfile) -> list[dict]:
         if spec.kind == NUMERIC:
             low, high = spec.minimum, spec.maximum
             edges = [None, float("nan")] + ([low - 1, low, high, high + 1] if low is not None else [])
+        elif spec.is_datetime:
+            edges = [None, spec.first, spec.last, "2000-02-29", "2100-12-31 23:59", "not a date"]
         else:
             edges = [None, _UNSEEN, *spec.category_shares]
         records += [{**base, name: value} for value in edges]
@@ -287,6 +394,13 @@ def _disagreement(scorer: RowScorer, pipeline, profile: TrainingProfile) -> str 
         probabilities, outputs = scorer.predict(records)
     except Exception as exc:  # a broken fast path must never take serving down
         return f"{type(exc).__name__}: {exc}"
+    try:
+        return _compare(scorer, pipeline, frame, probabilities, outputs)
+    except ValueError as exc:  # scikit-learn refuses an edge row (a missing value it cannot take)
+        return f"scikit-learn cannot score the verification rows ({str(exc).splitlines()[0]})"
+
+
+def _compare(scorer: RowScorer, pipeline, frame: pd.DataFrame, probabilities, outputs) -> str | None:
     if scorer.task == "regression":
         expected = np.asarray(pipeline.predict(frame), dtype=float)
         if not np.allclose(outputs, expected, rtol=1e-9, atol=1e-12):

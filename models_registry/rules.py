@@ -12,6 +12,7 @@ Rules, in the order a row's findings are listed:
 
 - ``wrong_type``: a value that cannot be scored at all: text that is not a number
   (or ``inf``/``nan``) in a numeric feature, a non-text value in a categorical one,
+  text that is not an ISO 8601 date in a datetime one (`dates.date_parse`),
   text the inference log cannot store (a NUL character).
 - ``missing_value``: missing where training had no missing value.
 - ``not_integer``: ``3.5`` in a feature that was whole numbers in training
@@ -39,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .dates import DATE_EXAMPLE, date_parse
 from .profile import FeatureSpec, TrainingProfile, profile_read
 
 # Case-sensitive CSV spellings of "missing". "nan" and "inf" are not among them:
@@ -185,6 +187,10 @@ class WrongTypeRule(Rule):
             if not math.isfinite(number):
                 return None, f"non-finite number {value!r}"
             return number, None
+        if spec.is_datetime:
+            if not isinstance(value, str) or date_parse(value) is None:
+                return None, self.problem(spec, _shown(value if isinstance(value, str) else repr(value)), None)
+            return value, None
         if isinstance(value, (bool, int)):
             return str(value), None
         if isinstance(value, str):
@@ -194,9 +200,13 @@ class WrongTypeRule(Rule):
     def many(self, spec, column, table):
         if spec.is_numeric:
             return ~column.missing & ~column.finite
+        if spec.is_datetime:
+            return ~column.missing & ~_dates_readable(column.text)
         return ~column.missing & _numpy(pc.match_substring(column.text, "\x00"))
 
     def problem(self, spec, value, table):
+        if spec.is_datetime:
+            return f"not a date {_shown(value)!r}: expected {DATE_EXAMPLE}"
         if not spec.is_numeric:
             return NUL_PROBLEM
         try:
@@ -207,6 +217,13 @@ class WrongTypeRule(Rule):
 
 
 NUL_PROBLEM = "text contains a NUL character (\\u0000)"
+
+
+def _dates_readable(text: pa.Array) -> np.ndarray:
+    """True where the text reads as a date (each distinct text parsed once)."""
+    encoded = pc.dictionary_encode(text)
+    readable = np.asarray([date_parse(value) is not None for value in encoded.dictionary.to_pylist()], dtype=bool)
+    return readable[_numpy(encoded.indices)] if len(readable) else np.zeros(len(text), dtype=bool)
 
 
 def _text_problem(value: str) -> str | None:
@@ -281,7 +298,7 @@ class CategoryRule(Rule):
     name = "unknown_category"
 
     def applies(self, spec, table):
-        return not spec.is_numeric
+        return spec.is_categorical
 
     def one(self, spec, value, table):
         return None if value in table.known[spec.name] else self.problem(spec, value, table)
@@ -488,7 +505,7 @@ class RuleTable:
     def __init__(self, profile: TrainingProfile | Mapping, *, policy: RulePolicy | None = None):
         self.profile = profile_read(profile)
         self.policy = policy or RulePolicy.default()
-        self.known = {spec.name: frozenset(spec.categories) for spec in self.profile.features if not spec.is_numeric}
+        self.known = {spec.name: frozenset(spec.categories) for spec in self.profile.features if spec.is_categorical}
         self.known_arrays = {name: pa.array(sorted(values), type=pa.string()) for name, values in self.known.items()}
         # Per feature, the rules after the type check that apply to it.
         value_rules = [rule for rule in FEATURE_RULES[1:] if type(rule).one is not Rule.one]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 
 from . import mlflow_access
-from .models import AliasChange, ModelVersion
+from .models import AliasChange, ChallengerEvaluation, ModelVersion, TrainingSnapshot
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,11 @@ def model_version_rows(name: str) -> list[VersionRow]:
     return sorted(rows, key=lambda row: row.version, reverse=True)
 
 
+def model_version_numbers(name: str) -> list[int]:
+    """The versions of ``name`` that mlapp registered or imported, oldest first (one query, no MLflow)."""
+    return list(ModelVersion.objects.filter(name=name).order_by("version").values_list("version", flat=True))
+
+
 def model_version_get(*, name: str, version: int) -> ModelVersion | None:
     return ModelVersion.objects.filter(name=name, version=version).select_related("created_by").first()
 
@@ -143,3 +148,49 @@ def deployment_list() -> list[Deployment]:
 
 def deployment_get(name: str) -> Deployment | None:
     return next((d for d in deployment_list() if d.name == name), None)
+
+
+def training_snapshot_get(record: ModelVersion):
+    return TrainingSnapshot.objects.filter(model_version=record).first()
+
+
+def challenger_evaluation_latest(*, name: str, version: int):
+    """The newest champion-vs-challenger evaluation of `version` (None if it was never a challenger)."""
+    return (
+        ChallengerEvaluation.objects.filter(model_name=name, challenger_version=version)
+        .select_related("alias_change")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class ProductionPeriod:
+    version: int | None
+    since: object
+    until: object  # None: still production
+    action: str
+    actor_label: str
+    reason: str
+
+
+def production_periods(*, name: str, limit: int = 100) -> list[ProductionPeriod]:
+    """Which version was production when, and why: one period per recorded move of the alias (newest first)."""
+    moves = list(
+        AliasChange.objects.filter(model_name=name, alias=mlflow_access.PRODUCTION)
+        .exclude(action=AliasChange.Action.OUTSIDE_REFUSED)
+        .order_by("created_at", "id")
+    )[-limit:]
+    periods = []
+    for position, move in enumerate(moves):
+        following = moves[position + 1] if position + 1 < len(moves) else None
+        periods.append(
+            ProductionPeriod(
+                version=move.to_version,
+                since=move.created_at,
+                until=following.created_at if following else None,
+                action=move.get_action_display(),
+                actor_label=move.actor_label,
+                reason=move.reason,
+            )
+        )
+    return list(reversed(periods))

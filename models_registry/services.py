@@ -30,7 +30,7 @@ from jobs.services import (
 
 from . import mlflow_access, signals
 from .comparison import SchemaChangeRefusal, version_comparison
-from .models import AliasChange, TrainingJob
+from .models import AliasChange, ModelVersion, TrainingJob
 from .selectors import served_version_get
 from .serving import loader
 from .training import TrainingInputError, model_train
@@ -200,11 +200,15 @@ def model_version_promote(
     actor_label: str = "",
     reason: str,
     confirm_schema_change: bool = False,
+    action: str = AliasChange.Action.PROMOTE,
 ) -> AliasChange:
     """Give `version` the production alias. A version whose task, target or features differ
     from production's is promoted only with `confirm_schema_change`; the alias history then
-    records the confirmed differences with the reason."""
-    comparison = version_comparison(name=name, version=version, with_sizes=False)
+    records the confirmed differences with the reason. `action` says who decided (a staff
+    promotion, or ``auto_promote`` by the retraining policy): the path is the same."""
+    # A version mlapp did not register has no record to compare: its smoke test refuses it (trust.py).
+    known = ModelVersion.objects.filter(name=name, version=version).exists()
+    comparison = version_comparison(name=name, version=version, with_sizes=False) if known else None
     changes = comparison.schema_changes if comparison is not None else []
     if changes and not confirm_schema_change:
         raise IncompatiblePromotion(
@@ -216,7 +220,7 @@ def model_version_promote(
         )
     if changes and reason.strip():  # a blank reason stays blank: alias_move refuses it
         reason = f"{reason.strip()} (schema change confirmed: {'; '.join(changes)})"
-    return alias_move(name=name, version=version, actor=actor, actor_label=actor_label, reason=reason)
+    return alias_move(name=name, version=version, action=action, actor=actor, actor_label=actor_label, reason=reason)
 
 
 def model_version_rollback(*, name: str, actor=None, actor_label: str = "", reason: str) -> AliasChange:

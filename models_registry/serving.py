@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from core.errors import UnavailableError
 
-from . import mlflow_access
+from . import mlflow_access, trust
 from .features import frame_for_model
 from .models import ModelVersion
 from .policies import rule_policy_get
@@ -84,6 +84,10 @@ class ModelNotDeployed(ModelUnavailable):
     """The model has no version under the alias: nothing to retry (a 404)."""
 
     status_code = 404
+
+
+class ModelUntrusted(ModelUnavailable, trust.UntrustedModel):
+    """The version may not be loaded (`trust.py`): another version may serve; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -180,14 +184,14 @@ class ServedModel:
 
 
 def model_version_profile(name: str, version: int) -> tuple[str, str, TrainingProfile]:
-    """(run_id, task, typed profile) of a version: from our table, else from MLflow.
+    """(run_id, task, typed profile) of a version: from our table, else from MLflow (JSON, for pages).
 
     Raises `ProfileSchemaError` (naming the version) for a profile this code cannot read.
     """
     record = ModelVersion.objects.filter(name=name, version=version).only("run_id", "task", "profile").first()
     if record is not None:
         run_id, task, stored = record.run_id, record.task, record.profile
-    else:  # Registered outside mlapp: read what training logged with the run.
+    else:  # Registered outside mlapp (never served: see trust.py): read what training logged with the run.
         model_version = mlflow_access.client().get_model_version(name, str(version))
         stored = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/profile.json")
         run_id, task = model_version.run_id, None
@@ -199,13 +203,18 @@ def model_version_profile(name: str, version: int) -> tuple[str, str, TrainingPr
 
 
 def served_model_load(name: str, version: int) -> ServedModel:
+    """Load a version, only after `trust.trusted_pipeline_load` checked its files against mlapp's record."""
     mlflow_access.tracking_configure()
+    record = ModelVersion.objects.filter(name=name, version=version).first()
+    started = time.perf_counter()
+    try:
+        pipeline = trust.trusted_pipeline_load(name=name, version=version, record=record)
+    except trust.UntrustedModel as exc:
+        raise ModelUntrusted(str(exc)) from exc
     try:
         run_id, task, profile = model_version_profile(name, version)
     except ProfileSchemaError as exc:
         raise ModelUnavailable(f"Cannot serve {exc}") from exc
-    started = time.perf_counter()
-    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     fast = row_scorer_build(pipeline, profile)
     memory = _held_bytes((pipeline, fast))
     logger.info(
@@ -243,6 +252,8 @@ class ModelLoader:
         self._models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()  # least recently used first
         self._aliases: dict[tuple[str, str], _AliasState] = {}
         self._refreshing: set[tuple[str, str]] = set()
+        # Versions this process refused to load (trust.py), with why: reported by health.
+        self.refused: dict[tuple[str, int], str] = {}
         self.registry_error: str | None = None
         self.registry_error_at = None
         self.registry_ok_at = None
@@ -326,12 +337,26 @@ class ModelLoader:
         with self._lock:  # one load at a time, however many threads ask
             served = self._models.get(key)
             if served is None:
-                served = served_model_load(name, int(version))
+                try:
+                    served = served_model_load(name, int(version))
+                except ModelUntrusted as exc:
+                    self.refused[key] = str(exc)  # health says so; the last good version keeps serving
+                    raise
+                self.refused.pop(key, None)
                 self._models[key] = served
                 while len(self._models) > self.max_loaded:
                     evicted, _ = self._models.popitem(last=False)
                     logger.info("Unloaded %s version %s (least recently used of %s)", *evicted, self.max_loaded)
         return served
+
+    def is_loaded(self, name: str, version: int) -> bool:
+        """Whether this process holds the version loaded (no load is started)."""
+        return (name, int(version)) in self._models
+
+    def served_version_known(self, name: str, alias: str = mlflow_access.PRODUCTION) -> int | None:
+        """The version this process last resolved the alias to (no database read), None if never."""
+        state = self._aliases.get((name, alias))
+        return state.version if state is not None else None
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget resolved aliases so the next request reads them again (after a promotion)."""
@@ -353,6 +378,7 @@ class ModelLoader:
                 }
                 for m in loaded
             ],
+            "refused": [{"model": n, "version": v, "reason": reason} for (n, v), reason in self.refused.items()],
             "max_loaded_versions": self.max_loaded,
             "aliases": {f"{n}@{a}": s.version for (n, a), s in self._aliases.items()},
             "registry_ok": self.registry_error is None,

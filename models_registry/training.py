@@ -1,8 +1,16 @@
-"""Training from any CSV: read, check, infer types, fit, log to MLflow, register.
+"""Training from any CSV: read, check, infer types, choose a model, fit, log to MLflow, register.
 
 `model_train` is the one entry point; the `train` command, the staff training
 page (through a Celery task) and the bootstrap all call it. Every check on the
 input runs before anything is written to MLflow or to our database.
+
+What the data handling did is reported, never silent: rows dropped for a missing
+target and every column left out (empty, constant, identifier-like text, a number
+that only counts the rows), with counts, and date columns turned into their parts
+(`dates.py`). The report is in the run (param ``data_report``, artifact
+``data_report.json``), on the version page, the training job page and in the
+`train` command's output. Which model is trained is chosen by cross-validation
+on the training split (`selection.py`).
 """
 
 from __future__ import annotations
@@ -13,16 +21,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from django.db import transaction
 from mlflow.models import infer_signature
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -33,16 +39,17 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from core.errors import ApplicationError
 
-from . import mlflow_access
+from . import mlflow_access, selection, trust
 from .comparison import ModelSchema, SchemaChangeRefusal, schema_differences
-from .csv_reader import CsvReadError, csv_frame_read
+from .csv_reader import CsvReadError, csv_frame_read, delimiter_name
+from .dates import DATETIME, is_date_column, parts_for
 from .features import frame_coerce, nul_rows
 from .models import ModelVersion
 from .profile import CATEGORICAL, NUMERIC, infer_feature_kind, profile_build
+from .reports import data_report_lines
 from .selectors import production_version_get
 
 logger = logging.getLogger(__name__)
@@ -56,16 +63,28 @@ MAX_CLASSES_FOR_NUMERIC_TARGET = 10
 # Text columns with more distinct values than this share of rows are identifiers, not features.
 MAX_CATEGORY_SHARE = 0.5
 MIN_ID_LIKE_DISTINCT = 50
+# An integer column is a row number when it has no gaps and no repeats (a permutation of
+# start..start+n-1) over at least this many rows.
+MIN_ROW_NUMBER_ROWS = 20
 TRAINING_CONFIG = {
-    "estimator": "HistGradientBoosting",
-    "max_iter": 200,
-    "learning_rate": 0.1,
-    "random_state": 0,
+    "estimator": "selected by cross-validation",
+    "candidates": ",".join(c.name for c in selection.CANDIDATES),
+    "candidate_config": json.dumps(selection.CANDIDATE_CONFIG, sort_keys=True),
+    "random_state": selection.SEED,
     "test_share": TEST_SHARE,
     "split_seed": SPLIT_SEED,
 }
 
 Progress = Callable[[int, str], None]
+
+
+def training_config() -> dict:
+    """The settings a training depends on (in the fingerprint and the run's params)."""
+    return {
+        **TRAINING_CONFIG,
+        "candidates": ",".join(selection.configured_candidates()),
+        "selection_max_rows": selection.setting("MLAPP_TRAIN_SELECTION_MAX_ROWS"),
+    }
 
 
 class TrainingInputError(ApplicationError, ValueError):
@@ -108,8 +127,10 @@ def training_csv_read(source: str | Path | io.IOBase, *, display_name: str | Non
             f"{name} is {message}" if message.startswith("not ") else f"{name}: {message}"
         ) from exc
     if frame.shape[1] < 2:
+        seen = delimiter_name(frame.attrs.get("csv_delimiter", ","))
         raise TrainingInputError(
-            f"{name} has {frame.shape[1]} column: expected a CSV with a target and at least one feature"
+            f"{name} has {frame.shape[1]} column (read with the delimiter {seen}; none of comma, semicolon, tab or "
+            "pipe splits its header): expected a CSV with a target and at least one feature"
         )
     if frame.empty:
         raise TrainingInputError(f"{name} has a header but no data rows")
@@ -147,11 +168,14 @@ def _target_check(frame: pd.DataFrame, target: str, task: str | None, name: str)
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise TrainingInputError(f"{name} has no column {target!r}; its columns are: {columns}")
+    rows_read = len(frame)
     frame = frame[frame[target].notna()]
     if len(frame) < MIN_TRAINING_ROWS:
+        without = rows_read - len(frame)
         raise TrainingInputError(
-            f"{name} has {len(frame)} row(s) with a value in {target!r}: "
-            f"at least {MIN_TRAINING_ROWS} are needed to train and test a model"
+            f"{name} has {len(frame)} row(s) with a value in {target!r}"
+            + (f" ({without} of {rows_read} have none)" if without else "")
+            + f": at least {MIN_TRAINING_ROWS} are needed to train and test a model"
         )
     if frame[target].nunique() < 2:
         raise TrainingInputError(
@@ -170,61 +194,64 @@ def _target_check(frame: pd.DataFrame, target: str, task: str | None, name: str)
     return frame, task
 
 
-def _features_select(frame: pd.DataFrame, target: str) -> tuple[list[str], list[str]]:
-    """Features to train on, and the columns left out (with why, for the run's params)."""
-    kept, dropped = [], []
+def is_row_number(values: pd.Series) -> bool:
+    """Whole numbers, none missing, none repeated, no gaps: the column numbers the rows (an index, a rank
+    in file order, a shuffled id 1..n), which says nothing about the target."""
+    if len(values) < MIN_ROW_NUMBER_ROWS or values.isna().any() or not pd.api.types.is_numeric_dtype(values):
+        return False
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    numbers = values.to_numpy(dtype=float)
+    if not np.all(np.mod(numbers, 1) == 0):
+        return False
+    return numbers.max() - numbers.min() == len(numbers) - 1 and len(np.unique(numbers)) == len(numbers)
+
+
+def _features_select(
+    frame: pd.DataFrame, target: str, *, row_numbers: frozenset[str] = frozenset()
+) -> tuple[list[str], list[dict], dict[str, tuple[str, ...]]]:
+    """Features to train on, the columns left out (column, reason), and the date columns with their parts."""
+    kept, dropped, dates = [], [], {}
     for column in frame.columns:
         if column == target:
             continue
         values = frame[column]
         if values.isna().all():
-            dropped.append(f"{column} (empty)")
+            dropped.append({"column": str(column), "reason": "empty"})
             continue
         distinct = values.nunique()
         if distinct <= 1:
-            dropped.append(f"{column} (constant)")
+            dropped.append({"column": str(column), "reason": "constant"})
             continue
+        if column in row_numbers:
+            low, high = values.min(), values.max()
+            dropped.append({"column": str(column), "reason": f"numbers the rows ({low:g}..{high:g}, each once)"})
+            continue
+        if infer_feature_kind(values) == CATEGORICAL:
+            is_date, has_time = is_date_column(values)
+            if is_date:
+                dates[str(column)] = parts_for(has_time)
+                kept.append(str(column))
+                continue
         if (
             infer_feature_kind(values) == CATEGORICAL
             and distinct >= MIN_ID_LIKE_DISTINCT
             and distinct > MAX_CATEGORY_SHARE * len(values)
         ):
-            dropped.append(f"{column} (identifier-like: {distinct} distinct values)")
+            dropped.append({"column": str(column), "reason": f"identifier-like: {distinct} distinct values"})
             continue
         kept.append(str(column))
     if not kept:
-        raise TrainingInputError(f"No usable feature columns besides {target!r}: {', '.join(dropped)}")
-    return kept, dropped
+        left_out = ", ".join(f"{d['column']} ({d['reason']})" for d in dropped)
+        raise TrainingInputError(f"No usable feature columns besides {target!r}: {left_out}")
+    return kept, dropped, dates
 
 
-def pipeline_build(*, task: str, numeric: list[str], categorical: list[str]) -> Pipeline:
-    transformers = []
-    if numeric:
-        # HistGradientBoosting handles missing numbers natively.
-        transformers.append(("numeric", "passthrough", numeric))
-    if categorical:
-        transformers.append(
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        (
-                            "encode",
-                            OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False),
-                        ),
-                    ]
-                ),
-                categorical,
-            )
-        )
-    estimator_class = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    estimator = estimator_class(
-        max_iter=TRAINING_CONFIG["max_iter"],
-        learning_rate=TRAINING_CONFIG["learning_rate"],
-        random_state=TRAINING_CONFIG["random_state"],
-    )
-    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("model", estimator)])
+def pipeline_build(
+    *, task: str, numeric: list[str], categorical: list[str], dates: dict | None = None, candidate: str = selection.HGB
+) -> Pipeline:
+    """One candidate's unfitted pipeline (default: the HistGradientBoosting one)."""
+    return selection.candidate_pipeline(candidate, task=task, numeric=numeric, categorical=categorical, dates=dates)
 
 
 def _metrics(task: str, pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> tuple[dict, pd.Series]:
@@ -266,13 +293,39 @@ class TrainingData:
     target: pd.Series
     task: str
     numeric: list[str]
-    categorical: list[str]
-    dropped: list[str]
+    categorical: list[str]  # text features the model one-hot encodes
+    dropped: list[str]  # columns left out, "name (why)"
+    dates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # date columns (text) -> derived parts
+    left_out: tuple[dict, ...] = ()  # the same columns as {"column", "reason"}
+    rows_read: int = 0
+    rows_without_target: int = 0
+    delimiter: str = ","
+
+    @property
+    def text_features(self) -> list[str]:
+        """Features the model takes as text: categories, then dates."""
+        return self.categorical + list(self.dates)
 
     @property
     def schema(self) -> ModelSchema:
-        kinds = dict.fromkeys(self.numeric, NUMERIC) | dict.fromkeys(self.categorical, CATEGORICAL)
+        kinds = (
+            dict.fromkeys(self.numeric, NUMERIC)
+            | dict.fromkeys(self.categorical, CATEGORICAL)
+            | dict.fromkeys(self.dates, DATETIME)
+        )
         return ModelSchema(task=self.task, target=str(self.target.name), features=kinds)
+
+    def report(self) -> dict:
+        """What was read, dropped and derived: for the run, the pages and the command's output."""
+        left_out = [dict(entry) for entry in self.left_out] or [{"column": text, "reason": ""} for text in self.dropped]
+        return {
+            "rows_read": self.rows_read,
+            "rows_without_target": self.rows_without_target,
+            "rows_used": len(self.target),
+            "delimiter": self.delimiter,
+            "columns_left_out": left_out,
+            "date_features": {name: list(parts) for name, parts in self.dates.items()},
+        }
 
 
 def training_data_prepare(
@@ -280,19 +333,27 @@ def training_data_prepare(
 ) -> TrainingData:
     """Read and check a training CSV; raises TrainingInputError naming the problem."""
     frame = training_csv_read(csv, display_name=source_name)
+    rows_read = len(frame)
+    # Row numbers are judged on the file as read (before rows without a target go).
+    row_numbers = frozenset(c for c in frame.columns if c != target and is_row_number(frame[c]))
     frame, task = _target_check(frame, target, task, source_name)
-    feature_columns, dropped = _features_select(frame, target)
+    feature_columns, left_out, dates = _features_select(frame, target, row_numbers=row_numbers)
     numeric = [c for c in feature_columns if infer_feature_kind(frame[c]) == NUMERIC]
-    categorical = [c for c in feature_columns if c not in numeric]
+    categorical = [c for c in feature_columns if c not in numeric and c not in dates]
     y = frame[target].astype(str) if task == "classification" else frame[target].astype(float)
-    x = frame_coerce(frame[feature_columns], numeric=numeric, categorical=categorical)
+    x = frame_coerce(frame[feature_columns], numeric=numeric, categorical=categorical + list(dates))
     return TrainingData(
-        features=x[numeric + categorical],
+        features=x[numeric + categorical + list(dates)],
         target=y,
         task=task,
         numeric=numeric,
         categorical=categorical,
-        dropped=dropped,
+        dropped=[f"{d['column']} ({d['reason']})" for d in left_out],
+        dates=dates,
+        left_out=tuple(left_out),
+        rows_read=rows_read,
+        rows_without_target=rows_read - len(frame),
+        delimiter=frame.attrs.get("csv_delimiter", ","),
     )
 
 
@@ -372,7 +433,7 @@ def model_train(
     data_sha = frame_sha256(pd.concat([x, y.rename(target)], axis=1))
     fingerprint = hashlib.sha256(
         json.dumps(
-            {"data": data_sha, "target": target, "task": task, "config": TRAINING_CONFIG, "name": name},
+            {"data": data_sha, "target": target, "task": task, "config": training_config(), "name": name},
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -387,13 +448,23 @@ def model_train(
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=TEST_SHARE, random_state=SPLIT_SEED, stratify=stratify
     )
-    report(20, f"training on {len(x_train)} rows, testing on {len(x_test)}")
-    pipeline = pipeline_build(task=task, numeric=numeric, categorical=categorical)
+    dates = data.dates
+    report(
+        15, f"choosing a model: cross-validating {', '.join(selection.configured_candidates())} on {len(x_train)} rows"
+    )
+    chosen = selection.model_select(
+        task=task, x=x_train, y=y_train, numeric=numeric, categorical=categorical, dates=dates
+    )
+    report(45, f"training {chosen.chosen} on {len(x_train)} rows, testing on {len(x_test)}")
+    pipeline = pipeline_build(task=task, numeric=numeric, categorical=categorical, dates=dates, candidate=chosen.chosen)
     started = time.perf_counter()
     pipeline.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
     metrics, test_predictions = _metrics(task, pipeline, x_test, y_test)
+    metrics.setdefault(chosen.metric.name, chosen.metric.score(y_test, test_predictions))
     classes = [str(c) for c in pipeline.classes_] if task == "classification" else None
+    selection_record = chosen.as_dict()
+    data_report = data.report()
 
     report(55, "profiling the training data")
     profile = profile_build(
@@ -402,6 +473,7 @@ def model_train(
         task=task,
         classes=classes,
         reference_predictions=test_predictions,
+        dates=dates,
     )
     train_sha = frame_sha256(pd.concat([x_train, y_train.rename(target)], axis=1))
     test_sha = frame_sha256(pd.concat([x_test, y_test.rename(target)], axis=1))
@@ -412,14 +484,30 @@ def model_train(
         "n_features": len(feature_columns),
         "numeric_features": ",".join(numeric),
         "categorical_features": ",".join(categorical),
+        "date_features": ",".join(f"{name}:{'+'.join(parts)}" for name, parts in dates.items()),
         "dropped_columns": "; ".join(dropped),
+        "n_rows_read": data.rows_read,
+        "n_rows_without_target": data.rows_without_target,
+        "n_columns_left_out": len(dropped),
+        "csv_delimiter": delimiter_name(data.delimiter),
         "n_train_rows": len(x_train),
         "n_test_rows": len(x_test),
         "data_sha256": data_sha,
         "train_sha256": train_sha,
         "test_sha256": test_sha,
-        **{f"config.{k}": v for k, v in TRAINING_CONFIG.items()},
+        "selection.metric": chosen.metric.name,
+        "selection.chosen": chosen.chosen,
+        "selection.folds": chosen.folds,
+        "selection.rows": chosen.rows,
+        "selection.budget_seconds": chosen.budget_seconds,
+        **{f"config.{k}": v for k, v in training_config().items()},
     }
+    cv_metrics = {}
+    for entry in chosen.candidates:
+        cv_metrics[f"cv_seconds.{entry['name']}"] = entry["seconds"]
+        if entry["status"] == "scored":
+            cv_metrics[f"cv_{chosen.metric.name}.{entry['name']}"] = entry["cv_mean"]
+            cv_metrics[f"cv_{chosen.metric.name}_std.{entry['name']}"] = entry["cv_std"]
 
     report(70, "logging to MLflow")
     mlflow_access.tracking_configure()
@@ -433,8 +521,12 @@ def model_train(
         )
         if schema_changes:
             mlflow.set_tag("mlapp.schema_change_confirmed", "; ".join(schema_changes)[:5000])
+        mlflow.set_tag("mlapp.selection", chosen.reason[:5000])
+        mlflow.set_tag("mlapp.data_report", "; ".join(data_report_lines(data_report, target=target))[:5000])
         mlflow.log_params(params)
-        mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
+        mlflow.log_metrics({**metrics, **cv_metrics, "fit_seconds": fit_seconds, "selection_seconds": chosen.seconds})
+        mlflow.log_dict(selection_record, "selection.json")
+        mlflow.log_dict(data_report, "data_report.json")
         train_frame = pd.concat([x_train, y_train.rename(target)], axis=1)
         mlflow.log_input(
             mlflow.data.from_pandas(train_frame, name=f"{source_name}:train", targets=target),
@@ -457,6 +549,7 @@ def model_train(
 
     try:
         model_version = _model_version_record(
+            **trust.artifact_record_fields(artifact_uri=trust.version_artifact_uri(name=name, version=version)),
             name=name,
             version=version,
             run_id=run.info.run_id,
@@ -464,7 +557,7 @@ def model_train(
             target=target,
             estimator=type(pipeline.named_steps["model"]).__name__,
             metrics=metrics,
-            params=params,
+            params={**params, "selection": selection_record, "data_report": data_report},
             training_data_sha256=train_sha,
             test_data_sha256=test_sha,
             fingerprint=fingerprint,

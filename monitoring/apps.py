@@ -13,3 +13,4 @@ class MonitoringConfig(AppConfig):
 
         signals.served_version_changed.connect(receivers.on_served_version_changed, dispatch_uid="mon-deploy")
         signals.outside_move_refused.connect(receivers.on_outside_move_refused, dispatch_uid="mon-refused")
+        signals.model_refused.connect(receivers.on_model_refused, dispatch_uid="mon-model-refused")

@@ -34,8 +34,14 @@ more than ``effect_size_min_rows`` (1,000) non-missing values, p-value otherwise
 Evidently switches on the reference size alone; our reference sample usually
 has 5,000 rows, so the window size must take part or every window would be
 judged by effect size, including 100-row windows where it raises false alarms.
-A reference of unknown size (classification predictions: the profile stores
-shares only) counts as large.
+A reference of unknown size counts as large.
+
+The model's output is judged by the same rule stated as the noise it bounds
+(its reference is the test split, usually exactly 1,000 rows, which the rule
+above would never count as large): effect size when the window has more than
+``effect_size_min_rows`` values and ``n_eff`` exceeds half of it, p-value
+otherwise (see ``_prediction_effect_size_fits``). False alarms on calm windows,
+from ``bench/prediction_drift_calibration.py``: docs/monitoring.md.
 
 Verdicts: p-value method -> drift when p <= ``stattest_threshold`` (0.05), after
 the optional Bonferroni / Benjamini-Hochberg correction across the features;
@@ -74,6 +80,7 @@ from models_registry.profile import TrainingProfile, profile_read
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+DATETIME = "datetime"  # not tested: served dates move past the training range by nature
 
 AUTO = "auto"
 P_VALUE = "p_value"
@@ -468,6 +475,7 @@ class _Pending:
     stats: _Stats | None
     missing_share: float | None
     n_reference: int | None
+    is_output: bool = False  # the model's prediction, not a feature (a feature may be called "prediction")
 
 
 def _pending(
@@ -501,8 +509,29 @@ def _method(pending: _Pending, config: DriftConfig) -> str:
     if method != AUTO:
         return method
     limit = config.effect_size_min_rows
+    if pending.is_output:
+        return (
+            EFFECT_SIZE if _prediction_effect_size_fits(pending.stats.n_window, pending.n_reference, limit) else P_VALUE
+        )
     large_reference = pending.n_reference is None or pending.n_reference > limit
     return EFFECT_SIZE if pending.stats.n_window > limit and large_reference else P_VALUE
+
+
+def _prediction_effect_size_fits(n_window: int, n_reference: int | None, limit: int) -> bool:
+    """The feature rule, stated by the noise it bounds: the model's output is judged by its effect size once
+    the window has more than ``limit`` values and the effective sample size
+    ``n_eff = n_window * n_reference / (n_window + n_reference)`` exceeds ``limit / 2`` (the least ``n_eff``
+    the features' both-sides-above-``limit`` rule lets through; effect-size noise shrinks as
+    ``1 / sqrt(n_eff)``). The output's reference is the test split (1,000 rows for 5,000 training rows), never
+    "more than 1,000", so the features' rule kept it on the p-value at every size: at a large window a fixed
+    reference then fires on every calm check or on none, by the luck of its own split (about one model in
+    twenty fires for ever). bench/prediction_drift_calibration.py prints both rules' false-alarm rates.
+    """
+    if n_window <= limit:
+        return False
+    if n_reference is None:
+        return True
+    return n_window * n_reference / (n_window + n_reference) > limit / 2
 
 
 def _verdict(pending: _Pending, config: DriftConfig, p_adjusted: float | None) -> FeatureDrift:
@@ -557,6 +586,12 @@ def _verdict(pending: _Pending, config: DriftConfig, p_adjusted: float | None) -
 
 
 def _prediction_pending(profile: TrainingProfile, predictions: pd.Series, config: DriftConfig) -> _Pending:
+    pending = _output_pending(profile, predictions, config)
+    pending.is_output = True
+    return pending
+
+
+def _output_pending(profile: TrainingProfile, predictions: pd.Series, config: DriftConfig) -> _Pending:
     reference = profile.prediction_reference
     kind = reference.get("kind")
     if kind == NUMERIC:
@@ -628,6 +663,8 @@ def drift_compute(
                 categorical=_categorical_reference(feature.category_shares, n_present),
                 override=override,
             )
+        elif kind == DATETIME:
+            continue
         else:
             raise ValueError(f"profile feature {name!r} has unknown kind {kind!r}")
         pending.append(item)

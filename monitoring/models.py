@@ -85,6 +85,12 @@ class IngestedFile(Claimable):
     def bad_share(self):
         return self.rows_bad / self.rows_in if self.rows_in else 0.0
 
+    @property
+    def is_regular_file(self) -> bool:
+        """False for an entry of raw/ that was not a regular file (a link, a folder...): quarantined
+        unread, its `sha256` is a key of the entry, not a content hash (see services.ingestion)."""
+        return not self.sha256.startswith("not-a-file:")
+
 
 class DataQualityIssue(models.Model):
     ingested_file = models.ForeignKey(IngestedFile, on_delete=models.CASCADE, related_name="issues")
@@ -116,10 +122,14 @@ class DriftReport(models.Model):
     n_features = models.PositiveIntegerField(default=0)
     prediction_drift = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True)
+    # Made by the model's schedule (the rows since its previous scheduled check): only these make the
+    # model's drift status and trigger retraining; a hand-run check (command, API) is kept beside them.
+    scheduled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_name", "scheduled", "-created_at"], name="drift_report_status")]
 
     def __str__(self):
         return f"drift report #{self.pk} {self.model_name} v{self.model_version}"
@@ -210,6 +220,10 @@ class DriftSettings(models.Model):
     config = models.JSONField(default=dict, blank=True)
     window_rows = models.PositiveIntegerField(default=5000, help_text="Rows checked when no interval is given")
     min_rows = models.PositiveIntegerField(default=50, help_text="No report on a window with fewer rows")
+    scheduled_min_rows = models.PositiveIntegerField(
+        default=500,
+        help_text="A scheduled check judges the rows since the previous one, extended back to this many when fewer",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

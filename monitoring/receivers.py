@@ -19,3 +19,10 @@ def on_outside_move_refused(sender, change, **kwargs) -> None:
     from .services.deployments import outside_move_refused_alert  # noqa: PLC0415 (kept out of start-up)
 
     outside_move_refused_alert(change=change)
+
+
+def on_model_refused(sender, name, version, reason, **kwargs) -> None:
+    """A process refused to load a model version it does not trust: raise the model's critical alert."""
+    from .services.deployments import model_refused_alert  # noqa: PLC0415 (kept out of start-up)
+
+    model_refused_alert(name=name, version=version, reason=reason)

@@ -21,7 +21,7 @@ def alert_notify_task(alert_id: int) -> None:
 def check_drift_task(model_name: str) -> int | None:
     """Store a drift report of the model (alerting on dataset drift); returns its id."""
     try:
-        return drift.drift_report_create(model_name=model_name).pk
+        return drift.drift_report_create(model_name=model_name, scheduled=True).pk
     except drift.DriftCheckError as exc:  # no production version, too few rows: nothing to retry
         logger.info("Drift check skipped: %s", exc)
         return None

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from models_registry.csv_limits import CsvLimitError, CsvLimits, csv_limits_check
 from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
 from models_registry.profile import TrainingProfile
 from models_registry.rules import Action, Duplicates, RulePath, RulePolicy, RuleTable
@@ -84,6 +86,8 @@ WARNING = "warning"
 SAMPLES = 5
 SAMPLE_CHARS = 80
 RESERVED = ("row_number", "reason")
+# More extra columns than this are one issue naming the first few, not one issue each.
+EXTRA_COLUMNS_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class ValidationConfig:
     range_tolerance: float = 0.1
     missing_share_threshold: float = 0.2
     chunk_rows: int = 100_000
+    # Caps on the file's shape, checked before it is parsed (MLAPP_CSV_MAX_*).
+    limits: CsvLimits = field(default_factory=CsvLimits)
+    # Issue rows kept per file: the most severe and frequent; the rest counted in one `more_issues`.
+    max_issues: int = 100
 
     def __post_init__(self):
         if self.range_tolerance < 0:
@@ -101,6 +109,8 @@ class ValidationConfig:
             raise ValueError("missing_share_threshold must be between 0 and 1")
         if self.chunk_rows < 1:
             raise ValueError("chunk_rows must be >= 1")
+        if self.max_issues < 2:
+            raise ValueError("max_issues must be >= 2")
 
 
 @dataclass
@@ -139,18 +149,45 @@ class WholeFileError(ValueError):
         self.countable = countable
 
 
-def file_is_complete(path: Path, *, min_age_seconds: float = 5, now: float | None = None) -> bool:
-    """True when ``path`` is a finished file: not ``*.part``, not a dot-file, unchanged for ``min_age_seconds``."""
+def entry_is_settled(path: Path, *, min_age_seconds: float = 5, now: float | None = None) -> bool:
+    """True when the entry ``path`` (whatever it is; a link is not followed) is not ``*.part``, not a
+    dot-entry, and unchanged for ``min_age_seconds``."""
     if path.name.endswith(".part") or path.name.startswith("."):
         return False
     try:
-        stat = path.stat()
+        status = path.lstat()
     except FileNotFoundError:
         return False
-    if not path.is_file():
-        return False
     now = time.time() if now is None else now
-    return now - stat.st_mtime >= min_age_seconds
+    return now - status.st_mtime >= min_age_seconds
+
+
+def file_is_complete(path: Path, *, min_age_seconds: float = 5, now: float | None = None) -> bool:
+    """True when ``path`` is a finished regular file (not a link to one): not ``*.part``, not a
+    dot-file, unchanged for ``min_age_seconds``."""
+    return entry_is_settled(path, min_age_seconds=min_age_seconds, now=now) and entry_kind(path) is None
+
+
+ENTRY_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISCHR, "a character device"),
+)
+
+
+def entry_kind(path: Path) -> str | None:
+    """None for a regular file; else what the entry is ("a symbolic link", "a directory", ...), from
+    `lstat`: a link is named as a link, never followed."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in ENTRY_KINDS if test(mode)), "not a regular file")
 
 
 def count_data_rows(path: Path) -> int:
@@ -225,16 +262,27 @@ class _Checker:
         reasons = check.reasons(stop=True, table=self.table, style="code")
         return reasons, {spec.name: check.columns[spec.name].text for spec in self.specs}
 
-    def file_issues(self, *, rows_in: int, extra: list[str]) -> list[Issue]:
+    def file_issues(self, *, rows_in: int, extra: list[str], max_issues: int) -> list[Issue]:
         issues = dict(self.issues)
-        for name in extra:
-            issues[("extra_column", name)] = Issue(
+        if len(extra) > EXTRA_COLUMNS_LISTED:
+            issues[("extra_column", "")] = Issue(
                 rule="extra_column",
-                column=name,
+                column="",
                 severity=WARNING,
                 count=rows_in,
-                message="not a feature of the model: kept in bad rows, left out of good rows",
+                sample_values=[name[:SAMPLE_CHARS] for name in extra[:SAMPLES]],
+                message=f"{len(extra):,} columns are not features of the model (the first {SAMPLES} in the "
+                "samples): kept in bad rows, left out of good rows",
             )
+        else:
+            for name in extra:
+                issues[("extra_column", name)] = Issue(
+                    rule="extra_column",
+                    column=name,
+                    severity=WARNING,
+                    count=rows_in,
+                    message="not a feature of the model: kept in bad rows, left out of good rows",
+                )
         threshold = self.missing_share_threshold
         for spec in self.specs:
             name, count = spec.name, self.missing_counts[spec.name]
@@ -248,7 +296,32 @@ class _Checker:
                     message=f"{share:.0%} missing, above the threshold {threshold:.0%}"
                     f" (training {spec.missing_share:.0%})",
                 )
-        return list(issues.values())
+        return issues_capped(list(issues.values()), max_issues=max_issues)
+
+
+SEVERITY_ORDER = {ERROR: 0, WARNING: 1}
+
+
+def issues_capped(issues: list[Issue], *, max_issues: int) -> list[Issue]:
+    """At most ``max_issues`` issues: the most severe, then most frequent; the rest are counted in
+    one ``more_issues`` issue (its count: how many issues it stands for; rules in the samples)."""
+    if len(issues) <= max_issues:
+        return issues
+    ranked = sorted(issues, key=lambda issue: (SEVERITY_ORDER.get(issue.severity, 2), -issue.count))
+    kept, rest = ranked[: max_issues - 1], ranked[max_issues - 1 :]
+    rules = sorted({issue.rule for issue in rest})
+    severity = ERROR if any(issue.severity == ERROR for issue in rest) else WARNING
+    more = Issue(
+        rule="more_issues",
+        column="",
+        severity=severity,
+        count=len(rest),
+        sample_values=rules[:SAMPLES],
+        message=f"{len(rest):,} more issues ({sum(issue.count for issue in rest):,} findings) not stored one by "
+        f"one: at most {max_issues} per file (MLAPP_INGEST_MAX_ISSUES_PER_FILE); their rules are in the samples; "
+        "every bad row still carries its reason in the quarantine file",
+    )
+    return [*kept, more]
 
 
 def _whole_file(path: Path, reason: str, *, countable: bool = True) -> SplitResult:
@@ -284,6 +357,10 @@ def file_validate_and_split(
     table = RuleTable(profile, policy=policy)
     raw_path, good_path, bad_path = Path(raw_path), Path(good_path), Path(bad_path)
     features = table.profile.feature_names
+    try:
+        csv_limits_check(raw_path, limits=config.limits)
+    except CsvLimitError as exc:  # before any parser allocates for it; its lines counted as its rows
+        return SplitResult(rows_in=exc.lines, rows_good=0, rows_bad=exc.lines, issues=[], whole_file_reason=str(exc))
     try:
         header = _header_check(raw_path, features)
     except WholeFileError as exc:
@@ -332,7 +409,7 @@ def file_validate_and_split(
         if rows_in == 0:
             _remove(*parts)
             return _whole_file(raw_path, "header only: no data rows", countable=False)
-        issues = checker.file_issues(rows_in=rows_in, extra=extra)
+        issues = checker.file_issues(rows_in=rows_in, extra=extra, max_issues=config.max_issues)
         # The accounting invariant: never hand over a split that loses or doubles a row.
         assert rows_in == rows_good + rows_bad, f"{raw_path}: {rows_in} rows in, {rows_good} good + {rows_bad} bad"
         for partial, final, rows in ((good_partial, good_path, rows_good), (bad_partial, bad_path, rows_bad)):

@@ -28,6 +28,7 @@ class LenientJSONParser(JSONParser):
 
 class PredictApi(APIView):
     parser_classes = [LenientJSONParser]
+    throttle_scope = "predict"  # its own budget per user (core/throttles.py)
 
     class OutputSerializer(serializers.Serializer):
         class RowSerializer(serializers.Serializer):
@@ -79,6 +80,7 @@ class PredictApi(APIView):
             model_name=model_name,
             records=records,
             source=Source.API,
+            actor=request.user,
             request_key=routing.request_key_read(
                 header=request.headers.get(routing.REQUEST_KEY_HEADER), field=body.get("request_key")
             ),
@@ -163,7 +165,7 @@ class PredictionListApi(APIView):
         """Past predictions, newest first; under /models/{name}/ only that model's."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        criteria = dict(filters.validated_data)
+        criteria = dict(filters.validated_data, visible_to=request.user)
         if model_name is not None:
             criteria["model_name"] = model_name
         paginator = NewestFirst()
@@ -182,7 +184,7 @@ class PredictionFeedbackApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         prediction = services.prediction_feedback_record(
-            prediction_id=prediction_id, actual=payload.validated_data["actual"]
+            prediction_id=prediction_id, actual=payload.validated_data["actual"], actor=request.user
         )
         return Response(PredictionOutputSerializer(prediction).data)
 
@@ -220,6 +222,7 @@ class HealthApi(APIView):
     """Liveness and readiness: database, served model, registry reachability."""
 
     permission_classes = [AllowAny]
+    throttle_classes = []  # load balancers and probes poll it from one address
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):

@@ -51,6 +51,14 @@ class PredictForm(forms.Form):
                     help_text=_number_hint(spec),
                     widget=forms.NumberInput(attrs={"step": step, "placeholder": _number_hint(spec)}),
                 )
+            elif spec.is_datetime:  # ISO text, checked by the rule table; the browser's picker gives ISO
+                with_time = "hour" in spec.parts
+                self.fields[name] = forms.CharField(
+                    required=required,
+                    initial=(spec.last or "").replace(" ", "T") if with_time else spec.last,
+                    help_text=f"a date (ISO 8601); training: {spec.first} to {spec.last}",
+                    widget=forms.DateInput(attrs={"type": "datetime-local" if with_time else "date"}),
+                )
             else:
                 choices = [(c, c) for c in sorted(spec.categories)]
                 if not required:

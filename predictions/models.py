@@ -9,6 +9,8 @@ class Source(models.TextChoices):
     API = "api"
     BATCH = "batch"
     SCHEDULED = "scheduled"
+    MLFLOW = "mlflow", "MLflow scoring protocol"  # /serving/{name}/invocations
+    V2 = "v2", "Open Inference Protocol"  # /v2/models/{name}/infer
 
 
 class Variant(models.TextChoices):
@@ -178,6 +180,17 @@ class Prediction(models.Model):
         db_index=False,
     )
     row_number = models.PositiveIntegerField(null=True, blank=True)
+    # Who asked for it on the web form or the API (a batch row's maker is its job's; scheduled rows
+    # have none): who may see the row and give feedback on it follows (predictions/access.py).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     # Ground truth, when it comes back (feedback).
     actual_label = models.CharField(max_length=255, null=True, blank=True)
     actual_value = models.FloatField(null=True, blank=True)
@@ -203,6 +216,12 @@ class Prediction(models.Model):
             # The dashboards' rollups look for feedback that arrived since their last pass.
             models.Index(
                 fields=["feedback_at"], condition=models.Q(feedback_at__isnull=False), name="prediction_feedback_time"
+            ),
+            # A user's own predictions, newest first (what a non-staff user's list and export read).
+            models.Index(
+                fields=["created_by", "-created_at"],
+                condition=models.Q(created_by__isnull=False),
+                name="prediction_maker_time",
             ),
         ]
         constraints = [

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from .access import prediction_visible_q
 from .models import GoodFile, Prediction, ScheduledRun, Variant
 
 
@@ -26,10 +27,15 @@ def prediction_list(
     model_name: str | None = None,
     model_version: int | None = None,
     variant: str | None = None,
+    visible_to=None,
 ) -> QuerySet[Prediction]:
     """Past predictions, newest first (indexed on time, source and version); shadow rows only when
-    `variant` asks for them."""
+    `variant` asks for them; with ``visible_to`` (a user), only those that user may see
+    (predictions/access.py)."""
     queryset = Prediction.objects.filter(variant=variant) if variant else predictions_served()
+    visible = prediction_visible_q(visible_to) if visible_to is not None else None
+    if visible is not None:
+        queryset = queryset.filter(visible)
     if since is not None:
         queryset = queryset.filter(created_at__gte=since)
     if until is not None:

@@ -45,7 +45,12 @@ def predict(request, model_name: str):
     if request.method == "POST" and form.is_valid():
         try:
             result = services.predictions_make(
-                model_name=model_name, records=[form.record()], source=Source.WEB, served=served, path=RulePath.FORM
+                model_name=model_name,
+                records=[form.record()],
+                source=Source.WEB,
+                served=served,
+                path=RulePath.FORM,
+                actor=request.user,
             )
         except InputValidationError as exc:
             for error in exc.field_errors:
@@ -122,7 +127,7 @@ def batch_job_download(request, pk):
 def _filters(request, model_name: str) -> tuple[PredictionFilterForm, dict]:
     """The page's filters; the model is the URL's, never a filter that could be left out."""
     form = PredictionFilterForm(request.GET or None)
-    filters = {"model_name": model_name}
+    filters = {"model_name": model_name, "visible_to": request.user}
     if form.is_bound and form.is_valid():
         filters.update({k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
     return form, filters

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from mlapp.settings import _mlflow_uri_for
@@ -30,6 +31,12 @@ from models_registry.training import model_train
 
 CHURN = "test-churn"
 HOUSING = "test-housing"
+# The suite trains many small models: with one candidate the trainer does no cross-validation
+# (models_registry/selection.py). Processes the tests start inherit it; tests/models_registry/
+# test_selection.py turns the real selection back on (the `all_candidates` fixture).
+ONE_CANDIDATE = ("hist_gradient_boosting",)
+os.environ["MLAPP_TRAIN_CANDIDATES"] = ",".join(ONE_CANDIDATE)
+settings.MLAPP_TRAIN_CANDIDATES = ONE_CANDIDATE
 
 
 def _requires_env(name: str, marker: str):
@@ -124,6 +131,12 @@ def _ensure_served(fields: dict):
 
 
 @pytest.fixture(autouse=True)
+def _throttle_counts_start_at_zero():
+    """Each test process has its own in-memory cache (mlapp/settings_test.py): empty per test."""
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _rule_policies_read_afresh():
     """Each process caches rule policies; a test starts and ends with none cached."""
     rule_policy_forget()
@@ -161,6 +174,12 @@ def churn_model(_churn_version_fields, db):
 def housing_model(_housing_version_fields, db):
     """A regression model in production (named test-housing), of other columns than churn."""
     return _ensure_served(_housing_version_fields)
+
+
+@pytest.fixture
+def all_candidates(settings):
+    """The trainer's real model selection: every candidate, cross-validated."""
+    settings.MLAPP_TRAIN_CANDIDATES = settings.TRAIN_CANDIDATE_NAMES
 
 
 @pytest.fixture

@@ -93,7 +93,14 @@ def alerts_open(*, model_name: str | None = None, limit: int = 5) -> dict:
 
 
 def drift_report_latest(*, model_name: str) -> DriftReport | None:
+    """The model's newest report of any kind (the drift pages show it, hand-run or scheduled)."""
     return DriftReport.objects.filter(model_name=model_name).order_by("-created_at", "-id").first()
+
+
+def drift_status_report(*, model_name: str) -> DriftReport | None:
+    """The model's drift status: its newest scheduled report (hand-run checks never become it)."""
+    reports = DriftReport.objects.filter(model_name=model_name, scheduled=True)
+    return reports.order_by("-created_at", "-id").first()
 
 
 def drift_report_get(*, report_id: int, model_name: str | None = None) -> DriftReport | None:
@@ -515,7 +522,7 @@ def deployment_states() -> list[DeploymentState]:
                 since=deployment.since,
                 last_file=IngestedFile.objects.filter(model_name=name).order_by("-started_at", "-id").first(),
                 last_scheduled_run=ScheduledRun.objects.filter(model_name=name).first(),
-                drift=drift_report_latest(model_name=name),
+                drift=drift_status_report(model_name=name),
                 open_alerts=Alert.objects.filter(model_name=name, acknowledged_at__isnull=True).count(),
                 predictions_24h=volume.aggregate(n=Sum("n"))["n"] or 0,
             )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun
 
 PREVIEW_ROWS = 50
+PREVIEW_CELL_CHARS = 200  # a longer cell is cut, with an ellipsis
+PREVIEW_COLUMNS = 40  # a wide file's preview shows its first columns (row_number and reason first)
 RAW_PREVIEW_BYTES = 2048
 
 
@@ -75,6 +80,7 @@ class QuarantinePreview:
     columns: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     truncated: bool = False
+    columns_hidden: int = 0  # columns past PREVIEW_COLUMNS, not shown
     raw_text: str | None = None  # a file rejected whole: its first bytes, decoded leniently
     error: str = ""
 
@@ -83,10 +89,13 @@ def quarantine_preview(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS
     path = Path(ingested_file.bad_path) if ingested_file.bad_path else None
     if path is None:
         return QuarantinePreview(path="", exists=False)
+    if not ingested_file.is_regular_file or path.is_symlink():
+        # A link, a folder, a pipe: never opened, so nothing of what it points at is shown.
+        return QuarantinePreview(path=str(path), exists=False, error="not a regular file: its content is not shown")
     if not path.is_file():
         return QuarantinePreview(path=str(path), exists=False, error="the quarantine file is no longer on disk")
     if ingested_file.status == IngestedFile.Status.QUARANTINED:
-        with path.open("rb") as handle:
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
             head = handle.read(RAW_PREVIEW_BYTES + 1)
         return QuarantinePreview(
             path=str(path),
@@ -102,15 +111,21 @@ def quarantine_preview(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS
             # row_number and reason first: the reason is what a reader looks for.
             first = [header.index(name) for name in ("row_number", "reason") if name in header]
             order = first + [i for i in range(len(header)) if i not in first]
+            if len(order) > PREVIEW_COLUMNS:
+                order, preview.columns_hidden = order[:PREVIEW_COLUMNS], len(order) - PREVIEW_COLUMNS
             preview.columns = [header[i] for i in order]
             for row in reader:
                 if len(preview.rows) >= limit:
                     preview.truncated = True
                     break
-                preview.rows.append([row[i] if i < len(row) else "" for i in order])
+                preview.rows.append([_cell(row[i]) if i < len(row) else "" for i in order])
     except (UnicodeDecodeError, csv.Error) as exc:
         preview.error = f"cannot read the quarantine file: {exc}"
     return preview
+
+
+def _cell(value: str) -> str:
+    return value if len(value) <= PREVIEW_CELL_CHARS else value[:PREVIEW_CELL_CHARS] + "…"
 
 
 def quarantine_rows_as_dicts(*, ingested_file: IngestedFile, limit: int = PREVIEW_ROWS) -> list[dict]:
@@ -143,3 +158,32 @@ def alert_counts(*, model_name: str | None = None) -> dict:
     return alerts.aggregate(
         total=Count("id"), open=Count("id", filter=Q(acknowledged_at=None)), acknowledged=Count("acknowledged_at")
     )
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    entries: int
+    bytes: int
+
+
+def folder_usage(folder: Path) -> DiskUsage:
+    """Entries and bytes under ``folder`` (links counted as links, never followed)."""
+    entries = size = 0
+    if not folder.is_dir():
+        return DiskUsage(0, 0)
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            try:
+                status = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            if root == str(folder):
+                entries += 1
+            if stat.S_ISREG(status.st_mode):
+                size += status.st_size
+    return DiskUsage(entries, size)
+
+
+def quarantine_usage(*, model_name: str) -> DiskUsage:
+    """What the model's quarantine folder, bad/<model>/, holds on disk."""
+    return folder_usage(Path(settings.MLAPP_DATA_DIR) / "bad" / model_name)

@@ -8,6 +8,7 @@ and every minute in `deployments_sync`, which also catches moves made in MLflow 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from models_registry import selectors as registry_selectors
@@ -46,4 +47,22 @@ def outside_move_refused_alert(*, change) -> Alert | None:
         title=f"{change.model_name}: production moved to v{change.to_version} in MLflow and was refused",
         message=f"{change.reason}\nPromote a version through mlapp to make the registry and serving agree again.",
         dedup_key=f"outside-move-refused:{change.model_name}:{change.pk}",
+    )
+
+
+def model_refused_alert(*, name: str, version: int, reason: str) -> Alert | None:
+    """A process refused to load a version (not registered by mlapp, files changed, a format that runs code).
+
+    One alert per version and reason, however many processes refuse it."""
+    digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
+    return alert_raise(
+        kind=Alert.Kind.SYSTEM,
+        severity=Severity.CRITICAL,
+        model_name=name,
+        title=f"{name}: v{version} refused: its model files are not trusted",
+        message=(
+            f"{name} version {version} was not loaded: {reason}.\nNo code from its files ran; the last good "
+            "version keeps serving where one is loaded. See docs/security.md (model trust)."
+        ),
+        dedup_key=f"model-refused:{name}:{version}:{digest}",
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,15 @@ from predictions.selectors import predictions_served
 
 from ..drift_stats import DriftConfig, drift_compute
 from ..models import Alert, DriftReport, DriftSettings, FeatureDrift, Severity
+from ..signals import scheduled_drift_checked
 from .alerts import alert_raise
 
 logger = logging.getLogger(__name__)
 
 PREDICTION_FEATURE = "__prediction__"
 DEFAULT_WINDOW_ROWS = 5000
+# A scheduled check judges the rows since the previous one, extended back to this many when fewer.
+DEFAULT_SCHEDULED_MIN_ROWS = 500
 MAX_WINDOW_ROWS = 100_000
 HISTOGRAM_BINS = 30
 MAX_CATEGORIES_SHOWN = 25
@@ -61,6 +64,7 @@ class ModelDriftSettings:
     config: DriftConfig
     window_rows: int
     min_rows: int
+    scheduled_min_rows: int = DEFAULT_SCHEDULED_MIN_ROWS
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,12 @@ def drift_settings_get(*, model_name: str) -> ModelDriftSettings:
         config = DriftConfig.from_dict(record.config)
     except (TypeError, ValueError) as exc:
         raise DriftCheckError(f"Drift settings of {model_name} are invalid: {exc}") from exc
-    return ModelDriftSettings(config=config, window_rows=max(record.window_rows, 1), min_rows=record.min_rows)
+    return ModelDriftSettings(
+        config=config,
+        window_rows=max(record.window_rows, 1),
+        min_rows=record.min_rows,
+        scheduled_min_rows=max(record.scheduled_min_rows, 1),
+    )
 
 
 def production_profile_get(*, model_name: str) -> tuple[int, TrainingProfile]:
@@ -309,19 +318,29 @@ def drift_report_create(
     last_n: int | None = None,
     source: str | None = None,
     raise_alert: bool = True,
+    scheduled: bool = False,
 ) -> DriftReport:
     """Check the served window of ``model_name`` and store the report.
 
     Without ``since``/``until`` the window is the newest ``last_n`` rows (default:
     the model's ``window_rows``, 5,000); with an interval, its newest rows up to
-    ``last_n`` or ``MAX_WINDOW_ROWS``. Raises `DriftCheckError` when there is no
-    production version, the settings are invalid, or the window is too small.
+    ``last_n`` or ``MAX_WINDOW_ROWS``. ``scheduled`` (the model's beat entry) takes no
+    window: it judges the rows since the previous scheduled check (see
+    `scheduled_window_choose`), and only its reports make the model's drift status.
+    Raises `DriftCheckError` when there is no production version, the settings are
+    invalid, or the window is too small.
     """
     if last_n is not None and last_n < 1:
         raise DriftCheckError(f"last_n must be at least 1, got {last_n}")
     if since is not None and until is not None and since >= until:
         raise DriftCheckError(f"The window is empty: since ({since}) is not before until ({until})")
+    if scheduled and (since is not None or until is not None or last_n is not None or source):
+        raise DriftCheckError("A scheduled check chooses its own window: give no since, until, last_n or source")
     model_settings = drift_settings_get(model_name=model_name)
+    window_choice: dict = {}
+    if scheduled:
+        window_choice = scheduled_window_choose(model_name=model_name, model_settings=model_settings)
+        since, last_n = window_choice.pop("since"), window_choice.pop("last_n")
     if last_n is None:
         last_n = MAX_WINDOW_ROWS if since is not None or until is not None else model_settings.window_rows
     version, profile = production_profile_get(model_name=model_name)
@@ -356,6 +375,7 @@ def drift_report_create(
             n_drifted=result.n_drifted,
             n_features=result.n_features,
             prediction_drift=bool(result.prediction and result.prediction.drifted),
+            scheduled=scheduled,
             config={
                 "drift": model_settings.config.to_dict(),
                 "window": {
@@ -364,6 +384,7 @@ def drift_report_create(
                     "last_n": last_n,
                     "source": source,
                     "versions": sorted(int(v) for v in window.versions.unique()),
+                    **window_choice,
                 },
                 "critical_drifted": result.critical_drifted,
                 "rules": window.rules,
@@ -391,6 +412,8 @@ def drift_report_create(
         FeatureDrift.objects.bulk_create(rows)
         if raise_alert and result.dataset_drift:
             _alert_for(report, drifted=result.drifted_features, critical=result.critical_drifted)
+        if scheduled:
+            transaction.on_commit(lambda: scheduled_drift_checked.send(sender=DriftReport, report=report))
     logger.info(
         "Drift report #%s for %s v%s: %s/%s features drifted, dataset drift %s",
         report.pk,
@@ -403,9 +426,47 @@ def drift_report_create(
     return report
 
 
+def scheduled_window_choose(*, model_name: str, model_settings: ModelDriftSettings) -> dict:
+    """Where a scheduled check's window starts: the rows since the previous scheduled check's window, so a
+    shift is judged on its own rows at the first check after it starts; extended back to the newest
+    ``scheduled_min_rows`` when fewer came in. The first check takes the newest ``window_rows``.
+
+    Returns ``since`` and ``last_n`` for the window reader, and what the report records about the choice.
+    Raises `DriftCheckError` when no row came in since the previous check (judging the same rows again
+    would say nothing new, and repeat its alert and retraining trigger).
+    """
+    previous = (
+        DriftReport.objects.filter(model_name=model_name, scheduled=True, window_end__isnull=False)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if previous is None:
+        return {"since": None, "last_n": model_settings.window_rows, "mode": "newest", "previous_report": None}
+    floor = max(model_settings.scheduled_min_rows, model_settings.min_rows, 1)
+    newer = predictions_served().filter(model_name=model_name, created_at__gt=previous.window_end)
+    n_new = newer[:floor].count()
+    if n_new == 0:
+        raise DriftCheckError(
+            f"{model_name}: no served rows since the previous scheduled check (report #{previous.pk}, window "
+            f"up to {previous.window_end:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    common = {"previous_report": previous.pk, "previous_window_end": previous.window_end.isoformat()}
+    if n_new >= floor:
+        # created_at__gte in the reader: one microsecond on, so no row of the previous window counts twice.
+        return {
+            "since": previous.window_end + timedelta(microseconds=1),
+            "last_n": MAX_WINDOW_ROWS,
+            "mode": "since_previous",
+            **common,
+        }
+    return {"since": None, "last_n": floor, "mode": "extended", "new_rows": n_new, **common}
+
+
 def drift_latest_verdict(model_name: str, *, model_version: int | None = None) -> DriftVerdict | None:
-    """The newest report's verdict for the model (and version), or None before the first check."""
-    reports = DriftReport.objects.filter(model_name=model_name)
+    """The newest scheduled report's verdict for the model (and version), or None before the first one.
+
+    Hand-run checks (command, API, a custom window) are stored beside it and never become the status."""
+    reports = DriftReport.objects.filter(model_name=model_name, scheduled=True)
     if model_version is not None:
         reports = reports.filter(model_version=model_version)
     report = reports.order_by("-created_at", "-id").first()

@@ -5,9 +5,13 @@ Every deployment (a model with a production version) has its own folders, made w
 it gets its first production version (`deployment_folders_ensure`), and its own
 ingestion schedule. Below, ``raw/`` means the model's raw folder, and so on.
 
-One pass (`ingestion_run_execute`) lists the complete files in ``raw/`` (see
-`monitoring.validation.file_is_complete`: ``*.part`` and dot-files never, other
-files once unchanged for ``min_age_seconds``) and processes each one:
+One pass (`ingestion_run_execute`) lists the settled entries of ``raw/`` (see
+`monitoring.validation.entry_is_settled`: ``*.part`` and dot-entries never, others
+once unchanged for ``min_age_seconds``). An entry that is not a regular file (a
+symbolic link, even to a file; a directory; a FIFO, socket or device) is never
+opened or followed: `raw_entry_quarantine` moves the entry itself to ``bad/`` and
+records it QUARANTINED with the reason, and no hash, size or rows. Each regular
+file is processed:
 
 1. **Claim** it by content hash (the `jobs` lifecycle): inserting the
    `IngestedFile` row succeeds for exactly one run (``(model_name, sha256)`` is
@@ -40,6 +44,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +53,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.services import Claim, JobLost, job_claim, job_create_claimed, job_fail, job_heartbeats, job_succeed
+from models_registry.csv_limits import CsvLimits
 from models_registry.policies import rule_policy_get
 from models_registry.serving import ModelUnavailable, loader
 from predictions.services import good_file_register
 
 from ..models import Alert, DataQualityIssue, IngestedFile, IngestionRun, Severity
-from ..validation import ValidationConfig, file_is_complete, file_validate_and_split
+from ..selectors.ingestion import DiskUsage, quarantine_usage
+from ..validation import ValidationConfig, entry_is_settled, entry_kind, file_validate_and_split
 from .alerts import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,9 @@ class IngestionConfig:
     bad_share_alert: float = 0.2  # MLAPP_ALERT_BAD_SHARE: alert when a file's bad-row share reaches this
     rule_severity_alert: str = Severity.CRITICAL  # MLAPP_ALERT_MIN_SEVERITY: alert on any issue this severe
     range_tolerance: float = 0.1  # MLAPP_INGEST_RANGE_TOLERANCE (validation)
+    limits: CsvLimits = CsvLimits()  # MLAPP_CSV_MAX_*: caps on a file's shape
+    max_issues: int = 100  # MLAPP_INGEST_MAX_ISSUES_PER_FILE
+    quarantine_alert_bytes: int = 1 << 30  # MLAPP_QUARANTINE_ALERT_MB
 
     @classmethod
     def from_settings(cls, **overrides) -> IngestionConfig:
@@ -80,6 +90,9 @@ class IngestionConfig:
             "bad_share_alert": getattr(settings, "MLAPP_ALERT_BAD_SHARE", cls.bad_share_alert),
             "rule_severity_alert": getattr(settings, "MLAPP_ALERT_MIN_SEVERITY", cls.rule_severity_alert),
             "range_tolerance": getattr(settings, "MLAPP_INGEST_RANGE_TOLERANCE", cls.range_tolerance),
+            "limits": CsvLimits.from_settings(),
+            "max_issues": settings.MLAPP_INGEST_MAX_ISSUES_PER_FILE,
+            "quarantine_alert_bytes": int(settings.MLAPP_QUARANTINE_ALERT_MB * (1 << 20)),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -119,12 +132,29 @@ def data_folders(model_name: str) -> dict[str, Path]:
     return folders
 
 
+class NotARegularFile(OSError):
+    """The entry turned out not to be a regular file when opened (swapped for a link meanwhile)."""
+
+
 def file_sha256(path: Path) -> str:
+    """The content hash of the regular file ``path``; a link is not followed (`NotARegularFile`)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotARegularFile(f"{path.name} is a symbolic link") from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise NotARegularFile(f"{path.name} is not a regular file")
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# The key of an entry that is not a regular file: never its content's hash (nothing is read).
+NOT_A_FILE = "not-a-file:"
 
 
 def _move(source: Path, target: Path) -> None:
@@ -273,6 +303,65 @@ def _ingested_file_fail(*, ingested: IngestedFile, claim: Claim, exc: BaseExcept
     )
 
 
+def _entry_key(path: Path) -> str:
+    """What identifies an entry that is not a regular file: its name and inode, not its target."""
+    status = path.lstat()
+    identity = f"{path.name}\0{status.st_dev}\0{status.st_ino}\0{status.st_mtime_ns}".encode()
+    return NOT_A_FILE + hashlib.sha256(identity).hexdigest()[: 64 - len(NOT_A_FILE)]
+
+
+def raw_entry_quarantine(*, path: Path, run: IngestionRun, kind: str) -> IngestedFile | None:
+    """Quarantine an entry of raw/ that is not a regular file (a symlink, a directory, a FIFO, ...).
+
+    It is never opened or followed: the entry itself is moved to ``bad/`` (a link stays a link) and
+    recorded with a reason, no hash, size or row count of what it points at. None if it is gone.
+    """
+    try:
+        key = _entry_key(path)
+    except FileNotFoundError:
+        return None
+    folders = data_folders(run.model_name)
+    target = folders["bad"] / f"{path.name}-{key[len(NOT_A_FILE) : len(NOT_A_FILE) + 10]}.not-a-file"
+    reason = f"{kind}, not a regular file: quarantined without being opened or followed"
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            ingested = IngestedFile.objects.create(
+                model_name=run.model_name,
+                sha256=key,
+                original_name=path.name[:512],
+                size_bytes=0,
+                run=run,
+                status=IngestedFile.Status.QUARANTINED,
+                reason=reason,
+                bad_path=str(target),
+                archived_path=str(target),
+                attempts=1,
+                heartbeat_at=now,
+                finished_at=now,
+            )
+            alert_raise(
+                kind=Alert.Kind.DATA_QUALITY,
+                severity=Severity.ERROR,
+                title=f"{path.name} quarantined whole",
+                message=f"rejected whole: {reason}.",
+                model_name=run.model_name,
+                dedup_key=f"ingestion:{run.model_name}:{key}",
+                ingested_file=ingested,
+            )
+    except IntegrityError:  # recorded by an earlier run whose move did not go through
+        ingested = None
+    try:
+        _move(path, target)
+    except FileNotFoundError:
+        pass  # another run moved it
+    except OSError as exc:
+        logger.warning("%s (%s) is quarantined but could not be moved to %s yet: %s", path.name, kind, target, exc)
+    if ingested is not None:
+        logger.warning("Quarantined %s: %s", path.name, reason)
+    return ingested
+
+
 def ingested_file_process(
     *, path: Path, run: IngestionRun, served=None, config: IngestionConfig | None = None
 ) -> IngestedFile | None:
@@ -288,6 +377,8 @@ def ingested_file_process(
         ingested, existing = ingested_file_claim(path=path, sha256=sha256, run=run, config=config)
     except FileNotFoundError:
         return None  # another run moved it after we listed it
+    except NotARegularFile:  # swapped for a link (or the like) since it was listed
+        return raw_entry_quarantine(path=path, run=run, kind=entry_kind(path) or "not a regular file")
     if ingested is None:
         if existing.status in (IngestedFile.Status.DONE, IngestedFile.Status.QUARANTINED):
             _finished_file_seen_again(path=path, existing=existing)
@@ -305,7 +396,11 @@ def ingested_file_process(
                 profile=served.profile,
                 good_path=good_path,
                 bad_path=bad_path,
-                config=ValidationConfig(range_tolerance=config.range_tolerance),
+                config=ValidationConfig(
+                    range_tolerance=config.range_tolerance,
+                    limits=config.limits,
+                    max_issues=config.max_issues,
+                ),
                 policy=rule_policy_get(model_name=served.name, range_tolerance=config.range_tolerance),
             )
             if result.whole_file_reason:
@@ -371,10 +466,19 @@ def ingestion_run_execute(
     config = config or IngestionConfig.from_settings(min_age_seconds=min_age_seconds)
     raw = data_folders(model_name)["raw"]
     run = IngestionRun.objects.create(model_name=model_name)
-    candidates = [p for p in raw.iterdir() if file_is_complete(p, min_age_seconds=config.min_age_seconds)]
-    candidates.sort(key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.name))  # oldest first
-    candidates = candidates[: config.max_files_per_run]
+    settled = [p for p in raw.iterdir() if entry_is_settled(p, min_age_seconds=config.min_age_seconds)]
     processed, errors, served = 0, [], None
+    candidates, others = [], 0
+    for path in settled:  # never followed: a link to a file or a folder is quarantined as a link
+        kind = entry_kind(path)
+        if kind is None:
+            candidates.append(path)
+            continue
+        others += 1
+        if raw_entry_quarantine(path=path, run=run, kind=kind) is not None:
+            processed += 1
+    candidates.sort(key=lambda p: (_mtime(p), p.name))  # oldest first
+    candidates = candidates[: config.max_files_per_run]
     if candidates:
         try:
             served = loader().get(model_name)
@@ -389,11 +493,40 @@ def ingestion_run_execute(
             errors.append(f"{path.name}: {ingested.reason}")
         else:
             processed += 1
+    quarantine_usage_check(model_name=model_name, config=config)
     IngestionRun.objects.filter(pk=run.pk).update(
-        files_seen=len(candidates),
+        files_seen=len(candidates) + others,
         files_processed=processed,
         error="\n".join(errors)[:5000],
         finished_at=timezone.now(),
     )
     run.refresh_from_db()
     return run
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def quarantine_usage_check(*, model_name: str, config: IngestionConfig) -> DiskUsage:
+    """The disk the model's quarantine (bad/) takes; a system alert once it passes MLAPP_QUARANTINE_ALERT_MB
+    (one per model and threshold crossing day: it is reported, never deleted by us)."""
+    usage = quarantine_usage(model_name=model_name)
+    limit = config.quarantine_alert_bytes
+    if limit and usage.bytes > limit:
+        alert_raise(
+            kind=Alert.Kind.SYSTEM,
+            severity=Severity.WARNING,
+            title=f"The quarantine of {model_name} takes {usage.bytes / (1 << 20):,.0f} MB",
+            message=(
+                f"bad/{model_name}/ holds {usage.entries:,} entries, {usage.bytes / (1 << 20):,.1f} MB, above "
+                f"MLAPP_QUARANTINE_ALERT_MB={limit / (1 << 20):g}. Nothing is deleted automatically: review "
+                "and remove what is no longer needed."
+            ),
+            model_name=model_name,
+            dedup_key=f"quarantine-size:{model_name}:{timezone.now():%Y-%m-%d}",
+        )
+    return usage

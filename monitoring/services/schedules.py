@@ -53,6 +53,7 @@ def _periodic_task_ensure(spec: dict) -> str:
             interval=interval,
             expire_seconds=spec.get("expires_seconds"),
             description=spec.get("description", ""),
+            enabled=spec.get("enabled", True),
         )
         return f"created {spec['name']}: every {spec['every_seconds']} s"
     wanted = {

@@ -46,7 +46,7 @@ def overview_all(request):
 @login_required
 def overview(request, model_name: str):
     production = selectors.production_summary(model_name=model_name)
-    report = selectors.drift_report_latest(model_name=model_name)
+    report = selectors.drift_status_report(model_name=model_name)
     now = timezone.now()
     series = selectors.prediction_series(
         model_name=model_name, granularity=selectors.HOUR, since=now - timedelta(hours=48), until=now

@@ -1,5 +1,6 @@
 """Pages: ingested files and runs, one file's issues and quarantined rows, alerts."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -58,6 +59,8 @@ def ingestion_overview(request, model_name: str):
             "statuses": IngestedFile.Status.choices,
             "runs": selectors.ingestion_run_list(model_name=model_name, limit=15),
             "totals": selectors.ingestion_totals(model_name=model_name),
+            "quarantine": selectors.quarantine_usage(model_name=model_name),
+            "quarantine_alert_bytes": int(settings.MLAPP_QUARANTINE_ALERT_MB * (1 << 20)) or float("inf"),
             "alert_counts": selectors.alert_counts(model_name=model_name),
             "scheduled_runs_url": _scheduled_runs_url(model_name),
         },

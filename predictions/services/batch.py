@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from core.errors import ApplicationError
 from core.files import upload_save
 from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
+from models_registry.csv_limits import CsvLimits, csv_limits_check
 from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
 from models_registry.rules import Duplicates, RulePath
 from models_registry.serving import ModelUnavailable, loader
@@ -81,6 +82,7 @@ def _count_rows(path: Path) -> int:
 def _chunks(path, features: list[str], *, chunk_rows: int):
     """Text chunks of the file; a file that cannot be read, or lacks a feature column, is a `BatchFileError`."""
     try:
+        csv_limits_check(path, limits=CsvLimits.from_settings())  # before the reader allocates for it
         header = csv_header(path)
         missing = header_missing_message(header, features)
         if missing:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from core.errors import ApplicationError, NotFoundError
+from core.errors import ApplicationError, ForbiddenError, NotFoundError
 from models_registry.rules import RulePath
 from models_registry.selectors import deployment_list, model_version_get
 from models_registry.serving import ModelNotDeployed, ServedModel, loader
 
 from .. import routing
+from ..access import prediction_feedback_allowed, prediction_visible_q
 from ..models import Prediction
 from ..validation import FieldError, records_check
 
@@ -58,12 +59,14 @@ def predictions_make(
     request_id: str | None = None,
     served: ServedModel | None = None,
     path: RulePath = RulePath.API,
+    actor=None,
     request_key: str | None = None,
 ) -> PredictionResponse:
     """Score rows given as JSON objects with `model_name` and store one inference-log row each.
 
     Raises `InputValidationError` naming every bad row and field; nothing is
-    stored then. ``path`` picks the model's rule policy (the web form passes ``form``).
+    stored then. ``path`` picks the model's rule policy (the web form passes ``form``); ``actor``,
+    the user who asked, is recorded as the rows' maker (predictions/access.py).
     The response names the version that actually answered: production, or the challenger when
     the model's traffic policy routes this request (``request_key``) to it (`routing`).
     """
@@ -84,6 +87,7 @@ def predictions_make(
     values = outputs.values.tolist() if outputs.values is not None else None
     probabilities = outputs.probability_dicts()
     now = timezone.now()
+    maker = actor.pk if actor is not None and actor.is_authenticated else None
     rows = Prediction.objects.bulk_create(
         [
             Prediction(
@@ -98,6 +102,7 @@ def predictions_make(
                 predicted_value=values[i] if values is not None else None,
                 probabilities=probabilities[i] if probabilities is not None else None,
                 latency_ms=latency_ms,
+                created_by_id=maker,
                 variant=route.variant,
             )
             for i, record in enumerate(cleaned)
@@ -135,9 +140,22 @@ class FeedbackError(ApplicationError, ValueError):
     """The outcome cannot be recorded; the message says why."""
 
 
-def prediction_feedback_record(*, prediction_id: int, actual) -> Prediction:
-    """Store the actual outcome beside a prediction (for online performance)."""
+def prediction_feedback_record(*, prediction_id: int, actual, actor=None) -> Prediction:
+    """Store the actual outcome beside a prediction (for online performance).
+
+    With an ``actor`` (the API's user), only a prediction they may see is found, and only one
+    they made (or staff, or `predictions.change_prediction`) takes feedback: predictions/access.py.
+    """
     prediction = Prediction.objects.filter(pk=prediction_id).first()
+    if prediction is not None and actor is not None and not prediction_feedback_allowed(prediction, actor):
+        visible = prediction_visible_q(actor)
+        if visible is not None and not Prediction.objects.filter(visible, pk=prediction_id).exists():
+            prediction = None  # someone else's: as if it did not exist
+        else:
+            raise ForbiddenError(
+                f"Feedback on prediction {prediction_id} is for the user who made it, staff, or holders of the "
+                "predictions.change_prediction permission"
+            )
     if prediction is None:
         raise NotFoundError(f"No prediction {prediction_id}")
     if prediction.predicted_label is not None:  # classification

@@ -201,3 +201,41 @@ def test_the_reclaim_step_closes_a_scheduled_run_whose_worker_was_lost(settings)
     assert result.failed == [f"ScheduledRun #{lost.pk}"]
     assert lost.status == "failed" and "worker running it was lost" in lost.error and lost.finished_at
     assert ScheduledRun.objects.get(pk=alive.pk).status == "running"
+
+
+@pytest.mark.django_db
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once_and_finishes(churn_model, tmp_path, settings):
+    """No worker ever got its message (a broker restarted empty): the reclaim step sends the task again."""
+    path = tmp_path / "in.csv"
+    churn_frame(n_rows=30, seed=9).iloc[:, :-1].to_csv(path, index=False)
+    lost = BatchJob.objects.create(model_name=churn_model.name, input_path=str(path), original_filename="in.csv")
+    recent = _job()  # queued a moment ago: its message is on its way
+    long_ago = timezone.now() - timedelta(seconds=settings.MLAPP_JOB_QUEUED_RESEND_SECONDS + 1)
+    BatchJob.objects.filter(pk=lost.pk).update(created_at=long_ago)
+
+    result = jobs_reclaim_stale()
+
+    lost.refresh_from_db()
+    assert result.resent == [f"BatchJob #{lost.pk}"] and result.requeued == []
+    assert (lost.status, lost.attempts, lost.rows_done) == ("succeeded", 1, 30), lost.error
+    assert Prediction.objects.filter(batch_job=lost).count() == 30
+    assert BatchJob.objects.get(pk=recent.pk).status == "queued"
+    assert jobs_reclaim_stale().resent == []
+
+
+@pytest.mark.django_db
+def test_a_queued_job_is_sent_again_at_most_once_per_resend_interval(settings, monkeypatch):
+    """The broker is the boundary here: sends are recorded, nothing runs, the job stays queued."""
+    sent = []
+    monkeypatch.setattr("jobs.services.task_send_by_name", lambda name, pk: sent.append((name, pk)))
+    job = _job()
+    long_ago = timezone.now() - timedelta(seconds=settings.MLAPP_JOB_QUEUED_RESEND_SECONDS + 1)
+    BatchJob.objects.filter(pk=job.pk).update(created_at=long_ago)
+
+    assert jobs_reclaim_stale().resent == [f"BatchJob #{job.pk}"]
+    assert jobs_reclaim_stale().resent == []  # sent a moment ago: not again
+    BatchJob.objects.filter(pk=job.pk).update(heartbeat_at=long_ago)  # one more interval without a taker
+    assert jobs_reclaim_stale().resent == [f"BatchJob #{job.pk}"]
+
+    assert sent == [("predictions.batch_job_run", job.pk)] * 2
+    assert BatchJob.objects.get(pk=job.pk).status == "queued"

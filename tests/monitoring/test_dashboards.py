@@ -156,7 +156,7 @@ def test_drifted_stream_shows_on_the_overview_and_feature_page(user_client, chur
     """Acceptance: drift turned on → dataset drift on the overview, an alert, the shifted distribution."""
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.8)
     prediction_rollups_refresh()
-    report = drift_report_create(model_name=churn_model.name)
+    report = drift_report_create(model_name=churn_model.name, scheduled=True)
     ScheduledRun.objects.create(model_name=churn_model.name, model_version=churn_model.version, rows_scored=42)
 
     page = user_client.get(reverse("monitoring:model_overview", args=[churn_model.name]))
@@ -203,7 +203,7 @@ def test_drift_pages_for_a_classification_model(user_client, churn_model):
 def test_pages_for_a_regression_model(user_client, housing_model):
     served_rows_write(housing_model, dataset="housing", n_rows=300, drift=0.8, feedback=True)
     prediction_rollups_refresh()
-    drift_report_create(model_name=housing_model.name)
+    drift_report_create(model_name=housing_model.name, scheduled=True)
 
     overview = user_client.get(reverse("monitoring:model_overview", args=[housing_model.name])).content.decode()
     assert housing_model.name in overview and "dataset drift" in overview
@@ -304,10 +304,13 @@ def test_drift_report_api(api_client_factory, churn_model, staff_user, plain_use
     detail = user_api.get(reverse("monitoring_api:drift_report", args=[churn_model.name, body["id"]])).json()
     assert detail["config"]["window"]["last_n"] == 250
     assert user_api.get(reverse("monitoring_api:drift_report", args=[churn_model.name, 999999])).status_code == 404
+    # A check run through the API is hand-run: stored and listed, never the model's drift status.
+    assert user_api.get(reverse("monitoring_api:drift_verdict", args=[churn_model.name])).status_code == 404
+    scheduled = drift_report_create(model_name=churn_model.name, scheduled=True)
     verdict = user_api.get(reverse("monitoring_api:drift_verdict", args=[churn_model.name])).json()
-    assert verdict["report_id"] == body["id"] and verdict["dataset_drift"] and "age" in verdict["drifted_features"]
+    assert verdict["report_id"] == scheduled.pk and verdict["dataset_drift"] and "age" in verdict["drifted_features"]
     history = user_api.get(reverse("monitoring_api:drift_history", args=[churn_model.name]), {"feature": "age"}).json()
-    assert len(history) == 1 and history[0]["drifted"] and history[0]["effect_threshold"] == 0.1
+    assert len(history) == 2 and history[0]["drifted"] and history[0]["effect_threshold"] == 0.1
     assert (
         user_api.get(reverse("monitoring_api:drift_history", args=[churn_model.name])).status_code == 400
     )  # feature is required

@@ -90,7 +90,7 @@ def _mean(distribution: dict, which: str) -> float:
 def test_drifted_stream_gives_dataset_drift_an_alert_and_stored_distributions(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.8)
 
-    report = drift_report_create(model_name=churn_model.name)
+    report = drift_report_create(model_name=churn_model.name, scheduled=True)
 
     assert report.model_name == churn_model.name and report.model_version == churn_model.version
     assert report.n_rows == 600 and report.dataset_drift
@@ -113,19 +113,19 @@ def test_drifted_stream_gives_dataset_drift_an_alert_and_stored_distributions(ch
     assert alert.kind == "drift" and alert.drift_report == report and alert.severity == "warning"
     assert f"{churn_model.name} v{churn_model.version}" in alert.title and "age" in alert.message
 
-    again = drift_report_create(model_name=churn_model.name)
+    again = drift_report_create(model_name=churn_model.name)  # by hand: stored, not the status
     assert again.dataset_drift and DriftReport.objects.count() == 2
     assert Alert.objects.count() == 1  # one alert per model version and day
 
     verdict = drift_latest_verdict(churn_model.name)
-    assert verdict.report_id == again.pk and verdict.dataset_drift and "age" in verdict.drifted_features
+    assert verdict.report_id == report.pk and verdict.dataset_drift and "age" in verdict.drifted_features
     assert PREDICTION_FEATURE not in verdict.drifted_features
 
 
 def test_undrifted_stream_gives_no_dataset_drift_and_no_alert(churn_model):
     served_rows_write(churn_model, dataset="churn", n_rows=600, drift=0.0, seed=7)
 
-    report = drift_report_create(model_name=churn_model.name)
+    report = drift_report_create(model_name=churn_model.name, scheduled=True)
 
     assert not report.dataset_drift and report.n_drifted <= 2
     assert not Alert.objects.exists()
@@ -275,8 +275,8 @@ def test_drift_in_one_model_shows_and_alerts_on_that_model_only(churn_model, hou
     served_rows_write(churn_model, dataset="churn", n_rows=400, drift=0.8)
     served_rows_write(housing_model, dataset="housing", n_rows=400, drift=0.0)
 
-    drifted = drift_report_create(model_name=churn_model.name)
-    calm = drift_report_create(model_name=housing_model.name)
+    drifted = drift_report_create(model_name=churn_model.name, scheduled=True)
+    calm = drift_report_create(model_name=housing_model.name, scheduled=True)
 
     assert drifted.dataset_drift and not calm.dataset_drift
     assert set(Alert.objects.values_list("model_name", flat=True)) == {churn_model.name}

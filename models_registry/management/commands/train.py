@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from models_registry import services
+from models_registry.reports import data_report_lines, selection_lines
 from models_registry.training import SchemaChangeNotConfirmed, TrainingInputError, model_train
 
 
@@ -41,6 +42,16 @@ class Command(BaseCommand):
         mv = result.model_version
         verb = "Reused" if result.reused_existing else "Registered"
         self.stdout.write(self.style.SUCCESS(f"{verb} {mv.name} version {mv.version} ({mv.task}, run {mv.run_id})"))
+        params = mv.params or {}
+        for line in data_report_lines(params.get("data_report") or {}, target=mv.target):
+            self.stdout.write(f"  data: {line}")
+        selection = params.get("selection") or {}
+        if selection:
+            self.stdout.write(
+                f"  model selection ({selection['folds']}-fold cross-validation on {selection['rows']} training rows):"
+            )
+            for line in selection_lines(selection):
+                self.stdout.write(f"    {line}")
         self.stdout.write("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in mv.metrics.items()))
         profile = mv.training_profile
         features = ", ".join(f"{spec.name} ({spec.kind})" for spec in profile.features)

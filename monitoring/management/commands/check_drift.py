@@ -27,6 +27,12 @@ class Command(BaseCommand):
         parser.add_argument("--source", help="only rows from this source (web, api, batch, scheduled)")
         parser.add_argument("--no-alert", action="store_true", help="store the report without raising an alert")
         parser.add_argument("--no-rollups", action="store_true", help="skip the rollup refresh")
+        parser.add_argument(
+            "--scheduled",
+            action="store_true",
+            help="run the model's scheduled check (rows since the previous one; it becomes the drift status and "
+            "may trigger retraining); without it the check is hand-run and kept out of the status",
+        )
 
     def handle(self, *args, **options):
         if not options["no_rollups"]:
@@ -40,6 +46,7 @@ class Command(BaseCommand):
                 last_n=options["last_n"],
                 source=options["source"],
                 raise_alert=not options["no_alert"],
+                scheduled=options["scheduled"],
             )
         except drift.DriftCheckError as exc:
             raise CommandError(str(exc)) from exc

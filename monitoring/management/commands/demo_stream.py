@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", help="churn or housing (default: the one the model was trained on)")
         parser.add_argument("--once", action="store_true", help="Write one file and stop")
         parser.add_argument("--files", type=int, help="Stop after this many files")
+        parser.add_argument(
+            "--labels",
+            action="store_true",
+            help="Files carry the target column (labels arrive with the data): retraining learns from them",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -33,6 +38,7 @@ class Command(BaseCommand):
                 broken_every=options["broken_every"],
                 drift=options["drift"],
                 drift_after_minutes=None if options["drift_after_minutes"] < 0 else options["drift_after_minutes"],
+                with_target=options["labels"],
             )
         except DemoStreamError as exc:
             raise CommandError(str(exc)) from exc
