@@ -42,11 +42,11 @@ def _psql(sql: str) -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
 
 
-def _wait(port: int, path: str, timeout: float = 120) -> None:
+def _wait(port: int, path: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
             connection.request("GET", path)
             connection.getresponse().read()
             return
@@ -208,7 +208,7 @@ def main():
                     cwd=ROOT,
                     env=run_env,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=open(var / f"gunicorn-{runner}.log", "w"),  # noqa: SIM115 (closed with the process)
                 )
             )
             processes.extend(mine)
@@ -233,6 +233,11 @@ def main():
                         _drive(args.port, body, headers, 40, clients)  # after the switch, not measured
                         latencies = _drive(args.port, body, headers, args.requests, clients)
                         results.setdefault((runner, clients, mode), []).extend(latencies)
+                        print(
+                            f"block: {runner} x{clients} {mode:<10} p50 {statistics.median(latencies):.2f} ms "
+                            f"p99 {_p(latencies, 0.99):.2f} ms",
+                            flush=True,
+                        )
                         if mode == "shadow":
                             expected += production_count() - before
                             shadows, waited = shadow_caught_up(expected)

@@ -459,6 +459,8 @@ class ShadowRunner:
                 logger.exception("Shadow scoring of %s requests failed", len(batch))
                 connections.close_all()
             finally:
+                if self._queue.empty():
+                    connections.close_all()  # idle: hold no database connection (a server's, a test's)
                 for _ in batch:
                     self._queue.task_done()
             if stop:

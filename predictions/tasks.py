@@ -19,7 +19,7 @@ def score_good_files_task(model_name: str) -> int:
     return scheduled.scheduled_scoring_run(model_name=model_name).pk
 
 
-@shared_task(name="predictions.shadow_score", expires=300)
+@shared_task(name="predictions.shadow_score", expires=300, ignore_result=True)
 def shadow_score_task(work: dict) -> int:
     """`MLAPP_SHADOW_RUNNER=celery`: one request's shadow scoring (JSON in, the rows stored out)."""
     return shadow_rows_score([ShadowWork(**work)])
