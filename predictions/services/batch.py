@@ -17,7 +17,7 @@ import csv
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -358,7 +358,8 @@ def batch_job_run(*, job_id: int) -> BatchJob:
     started = time.perf_counter()
     try:
         # Beats from a thread too: the model load, the row count or a slow chunk may outlast the stale timeout.
-        with job_heartbeats(claim):
+        # (Not inside a transaction, i.e. a test: the thread's own connection would wait on the job row's lock.)
+        with nullcontext() if connection.in_atomic_block else job_heartbeats(claim):
             cursor = _score(job, claim, partial=partial)
         partial.replace(output)
         for earlier in range(1, claim.attempt):
