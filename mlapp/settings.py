@@ -316,9 +316,9 @@ if not MLAPP_TRAIN_CANDIDATES or set(MLAPP_TRAIN_CANDIDATES) - set(TRAIN_CANDIDA
     )
 # The job lifecycle (jobs/services.py): a running job whose heartbeat is older than this
 # lost its worker and is taken again; one lost this many times fails; beat's reclaim pass.
-MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 30.0, minimum=1)
+MLAPP_JOB_STALE_SECONDS = _read("MLAPP_JOB_STALE_SECONDS", float, 20.0, minimum=1)
 MLAPP_JOB_MAX_ATTEMPTS = _read("MLAPP_JOB_MAX_ATTEMPTS", int, 3, minimum=1)
-MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 15, minimum=1)
+MLAPP_JOB_RECLAIM_EVERY_SECONDS = _read("MLAPP_JOB_RECLAIM_EVERY_SECONDS", int, 5, minimum=1)
 # A job queued this long with no worker taking it has its task sent again (its message may be lost).
 MLAPP_JOB_QUEUED_RESEND_SECONDS = _read("MLAPP_JOB_QUEUED_RESEND_SECONDS", float, 120.0, minimum=1)
 if CELERY_BROKER_URL.startswith("redis"):

@@ -123,22 +123,24 @@ def _scan(path: Path, limits: CsvLimits, *, delimiter: int, header_bytes: int, p
     with path.open("rb") as handle:
         handle.seek(header_bytes)
         while block := handle.read(BLOCK_BYTES):
+            last = block[-1]
+            if problem is not None:  # refused already: only count the lines
+                lines += block.count(b"\n")
+                continue
             data = np.frombuffer(block, dtype=np.uint8)
             is_newline = data == NEWLINE
             newlines = np.flatnonzero(is_newline)
             first_line = lines + 1  # the data line this block starts in (1-based)
             lines += len(newlines)
-            last = block[-1]
-            if problem is None:
-                separators = np.flatnonzero(is_newline | (data == delimiter))
-                problem = _measure(newlines, separators, offset, line_start, field_start, limits, first_line)
-                end = offset + len(block)
-                line_start = offset + int(newlines[-1]) + 1 if newlines.size else line_start
-                field_start = offset + int(separators[-1]) + 1 if separators.size else field_start
-                if problem is None and end - line_start > limits.max_row_bytes:
-                    problem = _row_problem(lines + 1, limits)
-                if problem is None and end - field_start > limits.max_field_bytes:
-                    problem = _field_problem(lines + 1, limits)
+            separators = np.flatnonzero(is_newline | (data == delimiter))
+            problem = _measure(newlines, separators, offset, line_start, field_start, limits, first_line)
+            end = offset + len(block)
+            line_start = offset + int(newlines[-1]) + 1 if newlines.size else line_start
+            field_start = offset + int(separators[-1]) + 1 if separators.size else field_start
+            if problem is None and end - line_start > limits.max_row_bytes:
+                problem = _row_problem(lines + 1, limits)
+            if problem is None and end - field_start > limits.max_field_bytes:
+                problem = _field_problem(lines + 1, limits)
             offset += len(block)
     if last != NEWLINE:
         lines += 1  # the last line has no line end

@@ -36,6 +36,7 @@ def _settings_import(env_overrides, code="import django; django.setup()"):
         ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
         ({"DEBUG": "1", "DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         ({"DEBUG": "1", "MLFLOW_PORT": "five"}, "Setting MLFLOW_PORT='five' is malformed"),
+<<<<<<< HEAD
         ({"DEBUG": "1", "MLAPP_THROTTLE_USER": "lots"}, "Setting MLAPP_THROTTLE_USER='lots' is malformed"),
         ({"DEBUG": "1", "MLAPP_THROTTLE_PREDICT": "10/fortnight"}, "MLAPP_THROTTLE_PREDICT='10/fortnight'"),
         ({"DEBUG": "1", "CACHE_URL": "memcached://x"}, "Setting CACHE_URL='memcached://x' is malformed"),
@@ -43,6 +44,14 @@ def _settings_import(env_overrides, code="import django; django.setup()"):
         ({"DEBUG": "1", "MLAPP_PROXY_SSL_HEADER": "X Fwd"}, "Setting MLAPP_PROXY_SSL_HEADER='X Fwd' is malformed"),
         ({"DEBUG": "1", "MLAPP_HTTPS": "sometimes"}, "Setting MLAPP_HTTPS='sometimes' is malformed"),
         ({"DEBUG": "1", "MLAPP_MAX_BODY_MB": "0"}, "MLAPP_MAX_BODY_MB='0' must be at least 1"),
+=======
+        ({"DEBUG": "1", "MLAPP_CSV_MAX_HEADER_BYTES": "100000"}, "must be at most 65536"),
+        ({"DEBUG": "1", "MLAPP_CSV_MAX_COLUMNS": "0"}, "MLAPP_CSV_MAX_COLUMNS='0' must be at least 1"),
+        (
+            {"DEBUG": "1", "DATABASE_URL": "postgres://u@h/db", "MLAPP_DB_CONNECT_TIMEOUT_SECONDS": "1"},
+            "MLAPP_DB_CONNECT_TIMEOUT_SECONDS='1' must be at least 2",
+        ),
+>>>>>>> h-hjobs
     ],
 )
 def test_malformed_settings_fail_at_start(tmp_path, overrides, message):
@@ -84,3 +93,28 @@ def test_embedded_defaults_need_no_server(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"sqlite:///{tmp_path}/mlflow.sqlite3" in result.stdout
     assert "sqlite3" in result.stdout and "celery-broker.sqlite3" in result.stdout
+
+
+def test_postgresql_connections_have_timeouts_and_the_stall_guard_and_redis_a_long_visibility(tmp_path):
+    """Read from the settings a PostgreSQL + Redis deployment starts with (no server is contacted)."""
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['ENGINE'], d['OPTIONS']['connect_timeout'], d['OPTIONS']['options'], "
+        "s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], s.MLAPP_JOB_TIME_LIMIT_SECONDS, "
+        "s.MLAPP_JOB_STALE_SECONDS, s.MLAPP_JOB_RECLAIM_EVERY_SECONDS, sep='|')"
+    )
+    env = {
+        "DEBUG": "1",
+        "MLAPP_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": "postgres://u@db.example:5432/mlapp",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "MLAPP_DB_STATEMENT_TIMEOUT_SECONDS": "15",
+    }
+    result = _settings_import(env, code=code)
+    assert result.returncode == 0, result.stderr
+    engine, connect, options, visibility, limit, stale, reclaim = result.stdout.strip().split("|")
+    assert engine == "core.postgresql" and connect == "2" and options == "-c statement_timeout=15000"
+    # Longer than a job task may run (hard limit: soft + 60 s), or Redis would hand it to a second worker.
+    assert int(visibility) > int(limit) + 60
+    # A lost worker's job is taken back in tens of seconds, by heartbeat and reclaim, not at the visibility timeout.
+    assert float(stale) + float(reclaim) <= 30

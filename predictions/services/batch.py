@@ -17,7 +17,7 @@ import csv
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,16 @@ from django.db import connection, transaction
 
 from core.errors import ApplicationError
 from core.files import upload_save
-from jobs.services import Claim, JobLost, job_claim, job_enqueue_on_commit, job_fail, job_heartbeat, job_succeed
+from jobs.services import (
+    Claim,
+    JobLost,
+    job_claim,
+    job_enqueue_on_commit,
+    job_fail,
+    job_heartbeat,
+    job_heartbeats,
+    job_succeed,
+)
 from models_registry.csv_limits import CsvLimits, csv_limits_check
 from models_registry.csv_reader import CsvReadError, csv_batches, csv_header, header_missing_message
 from models_registry.rules import Duplicates, RulePath
@@ -348,7 +357,10 @@ def batch_job_run(*, job_id: int) -> BatchJob:
     output, partial = _output_path(job), _part_path(job, claim.attempt)
     started = time.perf_counter()
     try:
-        cursor = _score(job, claim, partial=partial)
+        # Beats from a thread too: the model load, the row count or a slow chunk may outlast the stale timeout.
+        # (Not inside a transaction, i.e. a test: the thread's own connection would wait on the job row's lock.)
+        with nullcontext() if connection.in_atomic_block else job_heartbeats(claim):
+            cursor = _score(job, claim, partial=partial)
         partial.replace(output)
         for earlier in range(1, claim.attempt):
             _part_path(job, earlier).unlink(missing_ok=True)

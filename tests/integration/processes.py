@@ -50,9 +50,14 @@ def celery_worker_start(tmp_path: Path, *, queue: str, broker: str, log: Path, *
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"worker did not start: {log.read_text()}"
-        time.sleep(0.2)
+    deadline = time.monotonic() + 180  # a busy 2-core machine can take a minute or more
+    try:
+        while "ready." not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"worker did not start: {log.read_text()}"
+            time.sleep(0.2)
+    except BaseException:
+        process.kill()  # not left running behind a failed test
+        process.wait(timeout=30)
+        raise
     return process

@@ -22,6 +22,7 @@ from models_registry.demo_data import churn_frame
 from predictions.models import BatchJob, Prediction
 from predictions.services import batch
 from tests.conftest import requires_postgres, requires_redis
+from tests.integration.killed_batch import killed_batch_run, rows_stored_per_line
 from tests.integration.processes import ROOT, celery_worker_start, process_env
 
 # Chunks of 500 rows: the job takes a few seconds, long enough to be killed in the middle.
@@ -154,3 +155,28 @@ def test_a_celery_worker_killed_mid_batch_the_reclaim_step_restarts_the_job_and_
     assert "its worker was lost (no heartbeat); restarted" in second_log.read_text()
     _assert_finished_once(BatchJob.objects.get(pk=job.pk), n_rows=n_rows, bad=bad, attempts=2)
     _assert_same_as_an_uninterrupted_run(BatchJob.objects.get(pk=job.pk), path, churn_model.name, settings)
+
+
+@requires_postgres
+@requires_redis
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_of_a_celery_worker_then_a_restart_the_job_finishes_through_beat_every_row_once(churn_model, tmp_path):
+    """The acceptance, small: a real worker killed mid-batch, a new one started, a real `celery beat`
+    running the reclaim step from its database schedule; nothing sent by hand. The long version
+    (500,000 rows, default timeouts) is tests/scenarios/test_killed_batch_scenario.py."""
+    n_rows, bad = 20_000, [5, 19_998]
+    figures = killed_batch_run(
+        tmp_path,
+        model_name=churn_model.name,
+        n_rows=n_rows,
+        bad_rows=bad,
+        chunk_rows=CHUNK,
+        stale_seconds=3,
+        reclaim_every=1,
+        kill_after_chunks=3,
+    )
+
+    _assert_finished_once(figures.job, n_rows=n_rows, bad=bad, attempts=2)
+    assert rows_stored_per_line(figures.job) == {1: n_rows - len(bad)}  # counted by PostgreSQL
+    assert figures.rows_stored_at_kill < n_rows - len(bad)
+    print(figures.line())
