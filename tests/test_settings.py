@@ -36,7 +36,6 @@ def _settings_import(env_overrides, code="import django; django.setup()"):
         ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
         ({"DEBUG": "1", "DATABASE_URL": "nonsense://x"}, "DATABASE_URL"),
         ({"DEBUG": "1", "MLFLOW_PORT": "five"}, "Setting MLFLOW_PORT='five' is malformed"),
-<<<<<<< HEAD
         ({"DEBUG": "1", "MLAPP_THROTTLE_USER": "lots"}, "Setting MLAPP_THROTTLE_USER='lots' is malformed"),
         ({"DEBUG": "1", "MLAPP_THROTTLE_PREDICT": "10/fortnight"}, "MLAPP_THROTTLE_PREDICT='10/fortnight'"),
         ({"DEBUG": "1", "CACHE_URL": "memcached://x"}, "Setting CACHE_URL='memcached://x' is malformed"),
@@ -44,14 +43,12 @@ def _settings_import(env_overrides, code="import django; django.setup()"):
         ({"DEBUG": "1", "MLAPP_PROXY_SSL_HEADER": "X Fwd"}, "Setting MLAPP_PROXY_SSL_HEADER='X Fwd' is malformed"),
         ({"DEBUG": "1", "MLAPP_HTTPS": "sometimes"}, "Setting MLAPP_HTTPS='sometimes' is malformed"),
         ({"DEBUG": "1", "MLAPP_MAX_BODY_MB": "0"}, "MLAPP_MAX_BODY_MB='0' must be at least 1"),
-=======
         ({"DEBUG": "1", "MLAPP_CSV_MAX_HEADER_BYTES": "100000"}, "must be at most 65536"),
         ({"DEBUG": "1", "MLAPP_CSV_MAX_COLUMNS": "0"}, "MLAPP_CSV_MAX_COLUMNS='0' must be at least 1"),
         (
             {"DEBUG": "1", "DATABASE_URL": "postgres://u@h/db", "MLAPP_DB_CONNECT_TIMEOUT_SECONDS": "1"},
             "MLAPP_DB_CONNECT_TIMEOUT_SECONDS='1' must be at least 2",
         ),
->>>>>>> h-hjobs
     ],
 )
 def test_malformed_settings_fail_at_start(tmp_path, overrides, message):
