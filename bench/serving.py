@@ -169,10 +169,8 @@ def main():
         **os.environ,
         "DATABASE_URL": f"{PG}/{database}",
         "DEBUG": "0",
-        # Plain HTTP on 127.0.0.1, and budgets a bench must not trip (docs/security.md).
+        # Plain HTTP on 127.0.0.1 (docs/security.md).
         "MLAPP_HTTPS": "0",
-        "MLAPP_THROTTLE_PREDICT": "none",
-        "MLAPP_THROTTLE_USER": "none",
         "SECRET_KEY": "bench-only",
         "MLAPP_VAR_DIR": str(var),
         "OMP_NUM_THREADS": "1",

@@ -285,6 +285,7 @@ class ShadowWork:
     source: str
     path: str
     created_at: str  # when production answered (ISO), so both rows carry the same time
+    created_by_id: int | None = None  # who asked: the shadow row is theirs to see, like production's
 
 
 def _checked(served: ServedModel, works: list[ShadowWork]) -> list[tuple[ShadowWork, list]]:
@@ -356,6 +357,7 @@ def shadow_rows_score(works: list[ShadowWork]) -> int:
                         latency_ms=latency_ms,
                         variant=Variant.SHADOW,
                         shadow_of_id=work.prediction_ids[i],
+                        created_by_id=work.created_by_id,
                     )
                 )
                 index += 1
@@ -498,7 +500,15 @@ def shadow_runner() -> ShadowRunner:
 
 
 def shadow_submit(
-    route: Route, *, records: list, prediction_ids: list, request_id: str, source: str, path: str, created_at
+    route: Route,
+    *,
+    records: list,
+    prediction_ids: list,
+    request_id: str,
+    source: str,
+    path: str,
+    created_at,
+    created_by_id: int | None = None,
 ) -> None:
     """Hand the request's rows to the challenger, off the response path (after the production rows commit)."""
     work = ShadowWork(
@@ -510,6 +520,7 @@ def shadow_submit(
         source=str(source),
         path=str(path),
         created_at=created_at.isoformat(),
+        created_by_id=created_by_id,
     )
     if settings.MLAPP_SHADOW_RUNNER == "celery":
         from .tasks import shadow_score_task  # noqa: PLC0415 (tasks import the services)

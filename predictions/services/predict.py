@@ -125,6 +125,7 @@ def predictions_make(
             source=source,
             path=path,
             created_at=now,
+            created_by_id=maker,
         )
     return PredictionResponse(
         model_name=served.name,

@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from tritonclient.utils import InferenceServerException
 
-from models_registry import mlflow_access
+from models_registry import mlflow_access, trust
 from models_registry.models import AliasChange, ModelVersion
 from predictions import services
 from predictions.models import Prediction
@@ -274,7 +274,11 @@ def second_version(churn_model):
     created = client.create_model_version(CHURN, first.source, first.run_id)
     fields = {f.attname: getattr(churn_model, f.attname) for f in ModelVersion._meta.fields}
     fields.pop("id")
-    return ModelVersion.objects.create(**{**fields, "version": int(created.version)}).version
+    # Its own copy of the files in the registry, hashed as mlapp records a version it registers.
+    files = trust.artifact_record_fields(
+        artifact_uri=trust.version_artifact_uri(name=CHURN, version=int(created.version))
+    )
+    return ModelVersion.objects.create(**{**fields, **files, "version": int(created.version)}).version
 
 
 @pytest.mark.django_db
