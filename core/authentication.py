@@ -9,6 +9,7 @@ seconds in every other process. A wrong token is never remembered: each one is a
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -28,16 +29,27 @@ class CachedTokenAuthentication(TokenAuthentication):
         ttl = settings.MLAPP_TOKEN_CACHE_SECONDS
         entry = _entries.get(key)
         if entry is not None and time.monotonic() - entry[0] < ttl:
-            # The same user object for every request of those seconds (what it caches, such as
-            # permissions, lives no longer than the entry); no request path of ours writes to it.
-            return entry[1], entry[2]
+            return _fresh_copy(entry[1]), entry[2]
         user, token = super().authenticate_credentials(key)  # refuses an unknown key or an inactive user
         if ttl > 0:
             with _lock:
                 if len(_entries) >= MAX_ENTRIES:
                     _entries.clear()
                 _entries[key] = (time.monotonic(), user, token)
-        return user, token
+        return _fresh_copy(user), token
+
+
+# Django caches a user's permissions on the user object: a cached user must not carry them into
+# the next request, or a permission granted a second ago would be missed until the entry expires.
+_PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
+
+
+def _fresh_copy(user):
+    """A copy per request, without the permission caches an earlier request left on it."""
+    fresh = copy.copy(user)
+    for attribute in _PERMISSION_CACHES:
+        fresh.__dict__.pop(attribute, None)
+    return fresh
 
 
 class BearerTokenAuthentication(CachedTokenAuthentication):

@@ -54,7 +54,9 @@ def error_responses(result, generator, request, public):
     (a body can be a 413, a write a 409), in the one shape."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     reference = {"$ref": "#/components/schemas/Error"}
-    for operations in result.get("paths", {}).values():
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue  # /serving/ and /v2/ answer in their protocols' own error shapes
         for method, operation in operations.items():
             # 404 everywhere: a path's model or record, or a list's stale pagination cursor.
             codes = ["400", "401", "403", "404", "429", "503"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("mlapp", "core", "jobs", "models_registry", "predictions", "monitoring")
+PACKAGES = ("mlapp", "core", "jobs", "models_registry", "predictions", "monitoring", "retraining")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

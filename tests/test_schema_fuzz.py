@@ -26,6 +26,7 @@ from mlapp.wsgi import application
 from tests.predictions.factories import CHURN_ROW
 
 EXAMPLES = int(os.environ.get("MLAPP_FUZZ_EXAMPLES", "20"))
+PROTOCOL_PREFIXES = ("/serving/", "/v2")
 pytestmark = pytest.mark.django_db
 
 
@@ -53,6 +54,14 @@ def _fuzz(operation, headers: dict, problems: dict[str, set[str]]) -> int:
     def fuzz(case):
         nonlocal sent
         sent += 1
+        if operation.path.startswith(PROTOCOL_PREFIXES):
+            # MLflow's and the Open Inference Protocol's own error shapes and content types are
+            # not described in the schema yet: these are held to "no 5xx" only (their bodies are
+            # checked by tests/predictions/test_protocol_*.py with the protocols' own clients).
+            response = case.call(headers=headers)
+            if response.status_code >= 500:
+                problems.setdefault(operation.label, set()).add(f"server error {response.status_code}")
+            return
         try:
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
         except (Failure, FailureGroup) as exc:
