@@ -57,6 +57,12 @@ class ModelFormatRefused(ApplicationError):
 # --- hashes -------------------------------------------------------------------
 
 
+# MLflow's registry writes this file (the model's name and version, YAML) into the model's
+# directory when a version is registered, which can be after mlapp hashed the files; nothing
+# loads it as code, so it is left out of the manifest.
+REGISTRY_BOOKKEEPING = frozenset({"registered_model_meta"})
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -79,6 +85,8 @@ def artifact_manifest(directory: Path) -> dict[str, str]:
             raise UntrustedModel(f"the model directory holds a symbolic link ({relative}): refused")
         if path.is_dir():
             continue
+        if relative in REGISTRY_BOOKKEEPING and path.is_file():
+            continue  # written by MLflow's registry after the model is logged; never loaded
         if not path.is_file():
             raise UntrustedModel(f"the model directory holds {relative}, which is not a regular file: refused")
         files[relative] = _file_sha256(path)
