@@ -3,8 +3,10 @@ scoring server and a bare DRF floor, in one run.
 
     .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4] [--rounds 4]
                                       [--database mlapp_bench_serving --port 8097 --mlflow-port 5097]
+                                      [--redis redis://127.0.0.1:6379/15 | none]
 
-On a scratch PostgreSQL database (created and dropped here), with the demo model:
+On a scratch PostgreSQL database (created and dropped here) and Redis (the production setup: the
+throttles count in it), with the demo model:
 - pipeline: the loaded scikit-learn pipeline's `predict` on one prepared row, in process;
 - our scoring step alone, in process (`ServedModel.predict_records`, the fast row
   scorer of models_registry/row_scorer.py), for reference;
@@ -162,6 +164,11 @@ def main():
     parser.add_argument("--database", default="mlapp_bench_serving", help="scratch database, dropped at the end")
     parser.add_argument("--port", type=int, default=8097, help="our server")
     parser.add_argument("--mlflow-port", type=int, default=5097, help="mlflow models serve, then the floor")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/15",
+        help="the production setup's Redis (broker, and the cache the throttles count in); 'none': files",
+    )
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="mlapp-bench-serving-"))
     database = args.database
@@ -183,6 +190,8 @@ def main():
         "MLAPP_THROTTLE_ANON": "10000000/min",
         "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
     }
+    if args.redis != "none":
+        env["CELERY_BROKER_URL"] = args.redis
     python = str(ROOT / ".venv" / "bin" / "python")
     _psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     _psql(f"CREATE DATABASE {database}")

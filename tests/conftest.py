@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from core.throttles import throttle_leases_forget
 from mlapp.settings import _mlflow_uri_for
 from models_registry import mlflow_access
 from models_registry.demo_data import churn_frame, housing_frame
@@ -132,8 +133,10 @@ def _ensure_served(fields: dict):
 
 @pytest.fixture(autouse=True)
 def _throttle_counts_start_at_zero():
-    """Each test process has its own in-memory cache (mlapp/settings_test.py): empty per test."""
+    """Each test process has its own in-memory cache (mlapp/settings_test.py): empty per test, and no
+    counts leased from it left over (core/throttles.py)."""
     cache.clear()
+    throttle_leases_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.throttles import LEASE_MAX, lease_size
 from predictions.models import Prediction
 from tests.conftest import CHURN, requires_redis
 from tests.predictions.factories import CHURN_ROW
@@ -99,21 +100,21 @@ from core.throttles import UserThrottle
 class User:
     pk, is_authenticated = sys.argv[1], True
 
-settings.MLAPP_THROTTLE_RATES = {"user": "10/day"}
+settings.MLAPP_THROTTLE_RATES = {"user": sys.argv[2]}
 request = Request(RequestFactory().get("/api/v1/models/"))
 request.user = User()
-print(sum(UserThrottle().allow_request(request, view=None) for _ in range(6)))
+print(sum(UserThrottle().allow_request(request, view=None) for _ in range(int(sys.argv[3]))))
 """
 
 
-def _two_processes(env_overrides: dict) -> list[int]:
+def _two_processes(env_overrides: dict, rate: str = "10/day", requests: int = 6) -> list[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLAPP_", "CELERY_", "CACHE_"))}
     env.update({"DJANGO_SETTINGS_MODULE": "mlapp.settings", "DEBUG": "1", **env_overrides})
     user = uuid.uuid4().hex  # a user no other run counted
     return [
         int(
             subprocess.run(
-                [sys.executable, "-c", THROTTLE_IN_A_PROCESS, user],
+                [sys.executable, "-c", THROTTLE_IN_A_PROCESS, user, rate, str(requests)],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
@@ -135,6 +136,20 @@ def test_every_process_spends_the_same_budget_on_redis(tmp_path):
     """With Redis as the broker, the throttle counts live there too (no CACHE_URL needed)."""
     redis_url = os.environ["MLAPP_TEST_REDIS_URL"]
     assert _two_processes({"MLAPP_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": redis_url}) == [6, 4]
+
+
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("redis", marks=requires_redis)])
+def test_leased_counts_still_add_up_across_processes(tmp_path, backend):
+    """At 3,200/day a process takes 16 numbers per round trip (core/throttles.py): the first process
+    spends 2,000 (125 leases, all handed out), the second gets the 1,200 left and is refused 800."""
+    env = {"MLAPP_VAR_DIR": str(tmp_path)}
+    if backend == "redis":
+        env["CELERY_BROKER_URL"] = os.environ["MLAPP_TEST_REDIS_URL"]
+    assert _two_processes(env, rate="3200/day", requests=2000) == [2000, 1200]
+
+
+def test_a_process_takes_a_lease_of_at_most_one_percent_of_the_budget():
+    assert [lease_size(n) for n in (1, 60, 199, 200, 1200, 10**7)] == [1, 1, 1, 2, 12, LEASE_MAX]
 
 
 # --- Login lockout -------------------------------------------------------------------------------

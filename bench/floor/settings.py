@@ -2,7 +2,14 @@
 persistent connections and health checks), no middleware, no authentication, DRF's JSON parser and
 renderer. It answers one URL, `POST /floor/`: parse the predict body, insert one jsonb row, answer."""
 
-from mlapp.settings import DATABASES, SECRET_KEY  # noqa: F401  (the same database, the same connection options)
+# The same database and connection options, and the settings mlapp's database backend reads (stall probe).
+from mlapp.settings import (  # noqa: F401
+    DATABASES,
+    MLAPP_DB_PROBE_SECONDS,
+    MLAPP_DB_STALL_SECONDS,
+    MLAPP_DB_STATEMENT_TIMEOUT_SECONDS,
+    SECRET_KEY,
+)
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
