@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.views import defaults
 
 from core.api_errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, body_too_large_detail
+from predictions.apis_serving import protocol_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,12 @@ class DatabaseUnavailableMiddleware:
 
 
 def _too_large(request, size: int | None = None) -> HttpResponse:
-    """413: JSON naming the limit on the API, a page elsewhere."""
+    """413: JSON naming the limit on the API (the protocols' own error shape under /serving/ and /v2), a page
+    elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": body_too_large_detail(size)}, status=413)
+    if protocol := protocol_error_response(request.path, 413, body_too_large_detail(size)):
+        return protocol
     limit_mb = f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20:g}"
     return HttpResponse(render_to_string("413.html", {"limit_mb": limit_mb}), status=413)
 
@@ -73,9 +77,12 @@ def bad_request(request, exception, template_name="400.html"):
 
 def page_not_found(request, exception, template_name="404.html"):
     """handler404: an API address that matches no URL answers in the API's error shape, as the
-    API's own 404s do; pages get the page (never the URL conf: DEBUG is off, even in the demo)."""
+    API's own 404s do (a protocol's address in its protocol's); pages get the page (never the URL
+    conf: DEBUG is off, even in the demo)."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": f"No API endpoint at {request.path[:200]}"}, status=404)
+    if protocol := protocol_error_response(request.path, 404, f"No endpoint at {request.path[:200]}"):
+        return protocol
     return defaults.page_not_found(request, exception, template_name=template_name)
 
 

@@ -14,8 +14,17 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiRequest,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from mlflow.version import VERSION as MLFLOW_VERSION
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -56,7 +65,8 @@ class _ProtocolApi(APIView):
     content_negotiation_class = _AnyAccept
     authentication_classes = [CachedTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]
 
-    def error_response(self, status: int, message: str, errors: list | None, plain_text: bool) -> HttpResponse:
+    @staticmethod
+    def error_response(status: int, message: str, errors: list | None, plain_text: bool) -> HttpResponse:
         raise NotImplementedError
 
     def get_exception_handler(self):
@@ -85,49 +95,205 @@ class _ProtocolApi(APIView):
         return HttpResponse(body if isinstance(body, bytes) else json.dumps(body), status=status, content_type=JSON)
 
 
+# --------------------------------------------------------------------------- what the schema says they answer
+# The bodies are made by `predictions.protocols` (MLflow's own exception, the V2 tensors), not by these
+# serializers: they describe those bodies, and tests/test_schema_fuzz.py holds every answer to them.
+
+
+class ProtocolFieldErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(allow_null=True, required=False, help_text="The row (from 0); null: the request")
+    field = serializers.CharField(allow_null=True, help_text="The feature or field; null: the row as a whole")
+    problem = serializers.CharField()
+
+
+class MlflowErrorSerializer(serializers.Serializer):
+    """`MlflowException.serialize_as_json()`, as `mlflow models serve` answers its errors."""
+
+    error_code = serializers.ChoiceField(
+        choices=[
+            "BAD_REQUEST",
+            "UNAUTHENTICATED",
+            "PERMISSION_DENIED",
+            "RESOURCE_DOES_NOT_EXIST",
+            "REQUEST_LIMIT_EXCEEDED",
+            "TEMPORARILY_UNAVAILABLE",
+        ]
+    )
+    message = serializers.CharField()
+    sqlstate = serializers.CharField(required=False, help_text="MLflow's, derived from error_code")
+    error_class = serializers.CharField(required=False, help_text="MLflow's, derived from error_code")
+    errors = ProtocolFieldErrorSerializer(many=True, required=False, help_text="mlapp's: each refused row and field")
+
+
+class V2ErrorSerializer(serializers.Serializer):
+    """The Open Inference Protocol's error body."""
+
+    error = serializers.CharField()
+    errors = ProtocolFieldErrorSerializer(many=True, required=False, help_text="mlapp's: each refused row and field")
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}]})
+class _LabelOrValueField(serializers.JSONField):
+    """A classifier's label (text) or a regressor's value (a number)."""
+
+
+_ERRORS = {
+    400: "A body outside the protocol, or a value the model's rules refuse (`errors` names row and field)",
+    401: "No credentials, or a token that does not exist",
+    403: "Not allowed (a session without its CSRF token)",
+    404: "The model serves nothing (the served models are named), or a version the caller may not name",
+    405: "Another method",
+    413: "The body is larger than MLAPP_MAX_BODY_MB",
+    429: "Past the caller's request budget; Retry-After says when to come back",
+    503: "The database or the model registry is unavailable; retry later",
+}
+# Every view authenticates a token sent (401 for a wrong one), answers other methods with 405, and needs
+# the database for the token (503); a view with a budget adds 429, one that reads a body 413 (and 403:
+# a session's POST needs its CSRF token), one with a model in its path 404.
+_ANY_VIEW = (401, 405, 503)
+_BUDGETED = (*_ANY_VIEW, 429)
+_MODEL = (*_BUDGETED, 404)
+_SCORING = (*_MODEL, 400, 403, 413)
+_RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429, 503],
+    description="Seconds to wait before retrying (on a throttled request, and when unavailable)",
+)
+_REQUEST_KEY = OpenApiParameter(
+    routing.REQUEST_KEY_HEADER,
+    {"type": "string", "maxLength": routing.MAX_REQUEST_KEY_LENGTH},
+    OpenApiParameter.HEADER,
+    description="The request's key for the model's A/B split (the same key, the same variant)",
+)
+
+
+def _error_responses(serializer, codes, extra=None) -> dict:
+    return {code: OpenApiResponse(serializer, description=_ERRORS[code]) for code in sorted(codes)} | (extra or {})
+
+
+def _mlflow_errors(codes, extra=None) -> dict:
+    return _error_responses(MlflowErrorSerializer, codes, extra)
+
+
+def _v2_errors(codes, extra=None) -> dict:
+    return _error_responses(V2ErrorSerializer, codes, extra)
+
+
+def _not_json(description: str) -> OpenApiResponse:
+    """What MLflow's server answers as `application/json` though it is not a JSON document: stated, not typed."""
+    return OpenApiResponse(description=description)
+
+
 # --------------------------------------------------------------------------- MLflow's scoring protocol
 
 
 class _MlflowApi(_ProtocolApi):
-    def error_response(self, status, message, errors, plain_text):
+    @staticmethod
+    def error_response(status, message, errors, plain_text):
         if plain_text:
             return HttpResponse(message, status=status, content_type="text/plain")
         return HttpResponse(mlflow_protocol.error_body(status, message, errors), status=status, content_type=JSON)
 
 
-_MLFLOW_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='MLflow\'s error body: {"error_code", "message"}')
+_MLFLOW_TAGS = ["MLflow scoring protocol"]
 
 
 class MlflowInvocationsApi(_MlflowApi):
     throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
 
+    class SplitSerializer(serializers.Serializer):
+        class FrameSerializer(serializers.Serializer):
+            columns = serializers.ListField(child=serializers.CharField(), help_text="The feature names")
+            data = serializers.ListField(child=serializers.ListField(child=serializers.JSONField()))
+            index = serializers.ListField(child=serializers.JSONField(), required=False)
+
+        dataframe_split = FrameSerializer()
+        params = serializers.DictField(required=False, help_text="Accepted and ignored: mlapp's models take none")
+
+    class RecordsSerializer(serializers.Serializer):
+        dataframe_records = serializers.ListField(child=serializers.DictField(), help_text="Rows by feature name")
+        params = serializers.DictField(required=False)
+
+    class InstancesSerializer(serializers.Serializer):
+        instances = serializers.JSONField(
+            help_text="Rows as objects, or columns as an object of lists (or one row as an object of values)"
+        )
+        params = serializers.DictField(required=False)
+
+    class InputsSerializer(serializers.Serializer):
+        inputs = serializers.JSONField(help_text="As `instances`")
+        params = serializers.DictField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        predictions = serializers.ListField(child=_LabelOrValueField(), help_text="A label or a value per row")
+
     @extend_schema(
-        tags=["MLflow scoring protocol"],
-        request={JSON: OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description='{"predictions": [label or value, ...]}'),
-            400: _MLFLOW_ERROR,
-            401: _MLFLOW_ERROR,
-            403: _MLFLOW_ERROR,
-            404: _MLFLOW_ERROR,
-            413: _MLFLOW_ERROR,
-            415: OpenApiResponse(
-                OpenApiTypes.STR, description="text/plain: another content type, charset or parameter"
+        tags=_MLFLOW_TAGS,
+        parameters=[
+            _REQUEST_KEY,
+            _RETRY_AFTER,
+            OpenApiParameter(
+                "X-Request-Id", str, OpenApiParameter.HEADER, response=[200], description="The inference log's"
             ),
-            503: _MLFLOW_ERROR,
+            OpenApiParameter("X-Model-Version", int, OpenApiParameter.HEADER, response=[200]),
+        ],
+        request={
+            JSON: PolymorphicProxySerializer(
+                component_name="MlflowInvocationsInput",
+                serializers=[SplitSerializer, RecordsSerializer, InstancesSerializer, InputsSerializer],
+                resource_type_field_name=None,
+            ),
+            "text/csv": OpenApiRequest(
+                OpenApiTypes.STR,
+                examples=[OpenApiExample("csv", value="age,contract\n42,one-year\n", media_type="text/csv")],
+            ),
+        },
+        responses={
+            200: OutputSerializer,
+            **_mlflow_errors(_SCORING),
+            (415, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description=(
+                    "MLflow's sentence, as text/plain: a content type other than application/json or text/csv, "
+                    "a charset other than UTF-8, or a parameter other than charset"
+                ),
+            ),
         },
         examples=[
             OpenApiExample(
                 "dataframe_split",
                 value={"dataframe_split": {"columns": ["age", "contract"], "data": [[42, "one-year"]]}},
+                request_only=True,
+                media_type=JSON,
             ),
-            OpenApiExample("dataframe_records", value={"dataframe_records": [{"age": 42, "contract": "one-year"}]}),
+            OpenApiExample(
+                "dataframe_records",
+                value={"dataframe_records": [{"age": 42, "contract": "one-year"}]},
+                request_only=True,
+                media_type=JSON,
+            ),
+            OpenApiExample("predictions", value={"predictions": ["yes"]}, response_only=True, status_codes=[200]),
+            OpenApiExample(
+                "refused",
+                value={
+                    "error_code": "BAD_REQUEST",
+                    "message": "Invalid input. row 0, field 'age': wrong type: expected a number, got bool True",
+                    "sqlstate": "KAM00",
+                    "error_class": "INVALID_PARAMETER_VALUE",
+                    "errors": [{"row": 0, "field": "age", "problem": "wrong type: expected a number, got bool True"}],
+                },
+                response_only=True,
+                status_codes=[400],
+            ),
         ],
         description=(
             "`mlflow models serve`'s `POST /invocations` for one model's production version: exactly one of "
             "`dataframe_split`, `dataframe_records`, `instances`, `inputs` (plus optional `params`), or a "
-            "`text/csv` body. Every row is checked by the model's rules as on `/api/v1/models/{name}/predict/` "
-            "and logged with source `mlflow`; a refused row is a 400 naming row and field, and nothing is stored."
+            "`text/csv` body (header row, then rows). Every row is checked by the model's rules as on "
+            "`/api/v1/models/{name}/predict/` and logged with source `mlflow`; a refused row is a 400 naming row "
+            "and field, and nothing is stored. Errors are MLflow's body; a content type MLflow refuses is its 415."
         ),
     )
     def post(self, request, model_name: str):
@@ -156,8 +322,12 @@ class MlflowPingApi(_MlflowApi):
     throttle_classes = []  # probes
 
     @extend_schema(
-        tags=["MLflow scoring protocol"],
-        responses={200: OpenApiTypes.STR, 404: _MLFLOW_ERROR, 503: _MLFLOW_ERROR},
+        tags=_MLFLOW_TAGS,
+        parameters=[_RETRY_AFTER],
+        responses={
+            200: _not_json("A newline, as `Content-Type: application/json` (what `mlflow models serve` sends)"),
+            **_mlflow_errors((*_ANY_VIEW, 404)),
+        },
     )
     def get(self, request, model_name: str):
         services.served_model_get(model_name)
@@ -169,7 +339,17 @@ class MlflowVersionApi(_MlflowApi):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(tags=["MLflow scoring protocol"], responses={200: OpenApiTypes.STR})
+    @extend_schema(
+        tags=_MLFLOW_TAGS,
+        parameters=[_RETRY_AFTER],
+        responses={
+            200: _not_json(
+                "The MLflow version as bare text (`3.1.0`), as `Content-Type: application/json` (what "
+                "`mlflow models serve` sends); for any model name"
+            ),
+            **_mlflow_errors(_BUDGETED),
+        },
+    )
     def get(self, request, model_name: str):
         return HttpResponse(MLFLOW_VERSION, content_type=JSON)
 
@@ -178,19 +358,31 @@ class MlflowVersionApi(_MlflowApi):
 
 
 class _V2Api(_ProtocolApi):
-    def error_response(self, status, message, errors, plain_text):
+    @staticmethod
+    def error_response(status, message, errors, plain_text):
         body = {"error": message, "errors": errors} if errors else {"error": message}
-        return self.json_response(body, status=status)
+        return _ProtocolApi.json_response(body, status=status)
 
 
-_V2_ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description='{"error": "..."}')
 _V2_TAGS = ["Open Inference Protocol (V2)"]
+_DATATYPES = ["BYTES", *v2.NUMERIC_TYPES]
+
+
+class V2TensorMetadataSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    datatype = serializers.ChoiceField(choices=["BYTES", "FP64", "INT64"])
+    shape = serializers.ListField(child=serializers.IntegerField(), help_text="`[-1, 1]`: one value per row")
 
 
 class V2ServerMetadataApi(_V2Api):
     permission_classes = [AllowAny]
 
-    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    class OutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        version = serializers.CharField()
+        extensions = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(tags=_V2_TAGS, parameters=[_RETRY_AFTER], responses={200: OutputSerializer, **_v2_errors(_BUDGETED)})
     def get(self, request):
         version = settings.SPECTACULAR_SETTINGS["VERSION"]
         return self.json_response({"name": "mlapp", "version": version, "extensions": ["binary_tensor_data"]})
@@ -200,7 +392,10 @@ class V2LiveApi(_V2Api):
     permission_classes = [AllowAny]
     throttle_classes = []  # probes
 
-    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT})
+    class OutputSerializer(serializers.Serializer):
+        live = serializers.BooleanField()
+
+    @extend_schema(tags=_V2_TAGS, parameters=[_RETRY_AFTER], responses={200: OutputSerializer, **_v2_errors(_ANY_VIEW)})
     def get(self, request):
         return self.json_response({"live": True})
 
@@ -211,7 +406,26 @@ class V2ReadyApi(_V2Api):
     permission_classes = [AllowAny]
     throttle_classes = []  # probes
 
-    @extend_schema(tags=_V2_TAGS, responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    class OutputSerializer(serializers.Serializer):
+        ready = serializers.BooleanField()
+
+    @extend_schema(
+        tags=_V2_TAGS,
+        parameters=[_RETRY_AFTER],
+        responses={
+            200: OutputSerializer,
+            **_v2_errors(_ANY_VIEW),
+            503: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="V2NotReady",
+                    serializers=[OutputSerializer, V2ErrorSerializer],
+                    resource_type_field_name=None,
+                ),
+                description='`{"ready": false}`: a served model has no version that can answer, or the database '
+                "is away (when it is away before the check, the error body)",
+            ),
+        },
+    )
     def get(self, request):
         try:
             with connection.cursor() as cursor:
@@ -224,10 +438,14 @@ class V2ReadyApi(_V2Api):
 
 
 class V2ModelMetadataApi(_V2Api):
-    @extend_schema(
-        tags=_V2_TAGS,
-        responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
-    )
+    class OutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        versions = serializers.ListField(child=serializers.CharField(), help_text="The versions the caller may name")
+        platform = serializers.CharField()
+        inputs = V2TensorMetadataSerializer(many=True, help_text="One per feature, in the model's column order")
+        outputs = V2TensorMetadataSerializer(many=True, help_text="`predict`, and `probability_<class>` per class")
+
+    @extend_schema(tags=_V2_TAGS, parameters=[_RETRY_AFTER], responses={200: OutputSerializer, **_v2_errors(_MODEL)})
     def get(self, request, model_name: str, version: int | None = None):
         served = served_model_for_caller(model_name=model_name, version=version, user=request.user)
         versions = (
@@ -239,10 +457,12 @@ class V2ModelMetadataApi(_V2Api):
 
 
 class V2ModelReadyApi(_V2Api):
-    @extend_schema(
-        tags=_V2_TAGS,
-        responses={200: OpenApiTypes.OBJECT, 401: _V2_ERROR, 403: _V2_ERROR, 404: _V2_ERROR, 503: _V2_ERROR},
-    )
+    class OutputSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        version = serializers.CharField()
+        ready = serializers.BooleanField()
+
+    @extend_schema(tags=_V2_TAGS, parameters=[_RETRY_AFTER], responses={200: OutputSerializer, **_v2_errors(_MODEL)})
     def get(self, request, model_name: str, version: int | None = None):
         served = served_model_for_caller(model_name=model_name, version=version, user=request.user)
         return self.json_response({"name": served.name, "version": str(served.version), "ready": True})
@@ -251,18 +471,63 @@ class V2ModelReadyApi(_V2Api):
 class V2InferApi(_V2Api):
     throttle_scope = "predict"  # the scoring budget per user (core/throttles.py)
 
+    class InputSerializer(serializers.Serializer):
+        class TensorSerializer(serializers.Serializer):
+            class ParametersSerializer(serializers.Serializer):
+                binary_data_size = serializers.IntegerField(
+                    min_value=0, required=False, help_text="The tensor's bytes after the JSON header (binary extension)"
+                )
+
+            name = serializers.CharField(help_text="A feature, or (one input only) any name for a table tensor")
+            datatype = serializers.ChoiceField(choices=_DATATYPES)
+            shape = serializers.ListField(
+                child=serializers.IntegerField(min_value=0),
+                min_length=1,
+                help_text="`[rows]` or `[rows, 1]`; a table tensor `[rows, features]`",
+            )
+            data = serializers.ListField(child=serializers.JSONField(), required=False, help_text="Row-major")
+            parameters = ParametersSerializer(required=False)
+
+        class RequestedOutputSerializer(serializers.Serializer):
+            name = serializers.CharField()
+
+        id = serializers.CharField(
+            max_length=v2.MAX_ID_CHARS, required=False, help_text="Echoed; the inference log's request id"
+        )
+        inputs = TensorSerializer(many=True, min_length=1)
+        outputs = RequestedOutputSerializer(many=True, required=False, help_text="The outputs wanted (default: all)")
+        parameters = serializers.DictField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        class TensorSerializer(serializers.Serializer):
+            name = serializers.CharField()
+            datatype = serializers.ChoiceField(choices=["BYTES", "FP64"])
+            shape = serializers.ListField(child=serializers.IntegerField(), help_text="`[rows, 1]`")
+            data = serializers.ListField(child=_LabelOrValueField())
+
+        model_name = serializers.CharField()
+        model_version = serializers.CharField()
+        id = serializers.CharField(required=False, help_text="The request's, when it had one")
+        outputs = TensorSerializer(many=True)
+
     @extend_schema(
         tags=_V2_TAGS,
-        request={JSON: OpenApiTypes.OBJECT, "application/octet-stream": OpenApiTypes.BINARY},
-        responses={
-            200: OpenApiTypes.OBJECT,
-            400: _V2_ERROR,
-            401: _V2_ERROR,
-            403: _V2_ERROR,
-            404: _V2_ERROR,
-            413: _V2_ERROR,
-            503: _V2_ERROR,
+        parameters=[
+            _REQUEST_KEY,
+            _RETRY_AFTER,
+            OpenApiParameter(
+                "Inference-Header-Content-Length",
+                {"type": "integer", "minimum": 0},
+                OpenApiParameter.HEADER,
+                description="Triton's binary tensor extension: the JSON header's length in bytes; the tensors' "
+                "bytes follow it, in the order of the inputs with `binary_data_size`",
+            ),
+        ],
+        request={
+            JSON: InputSerializer,
+            "application/octet-stream": OpenApiTypes.BINARY,
         },
+        responses={200: OutputSerializer, **_v2_errors(_SCORING)},
         examples=[
             OpenApiExample(
                 "one tensor per feature",
@@ -273,13 +538,28 @@ class V2InferApi(_V2Api):
                         {"name": "contract", "datatype": "BYTES", "shape": [1, 1], "data": ["one-year"]},
                     ],
                 },
-            )
+                request_only=True,
+                media_type=JSON,
+            ),
+            OpenApiExample(
+                "outputs",
+                value={
+                    "model_name": "churn-demo",
+                    "model_version": "3",
+                    "id": "42",
+                    "outputs": [{"name": "predict", "datatype": "BYTES", "shape": [1, 1], "data": ["yes"]}],
+                },
+                response_only=True,
+                status_codes=[200],
+            ),
         ],
         description=(
             "Score rows sent as one tensor per feature (shape `[rows, 1]`) or one table tensor "
             "(`[rows, features]`, columns in the metadata's order), as JSON or with Triton's binary tensor "
-            "extension. Outputs: `predict`, and `probability_<class>` per class for classifiers. The rows are "
-            "checked and logged (source `v2`, request id = the request's `id`) as on the native predict API."
+            "extension (the JSON header, `Inference-Header-Content-Length` bytes long, then each binary input's "
+            "bytes; what `tritonclient` sends). Outputs: `predict`, and `probability_<class>` per class for "
+            "classifiers. The rows are checked and logged (source `v2`, request id = the request's `id`) as on "
+            'the native predict API. Errors are `{"error": "..."}` (plus `errors` for refused values).'
         ),
     )
     def post(self, request, model_name: str, version: int | None = None):
@@ -312,3 +592,13 @@ class V2InferApi(_V2Api):
                 outputs=infer.outputs,
             )
         )
+
+
+def protocol_error_response(path: str, status: int, message: str) -> HttpResponse | None:
+    """A request under /serving/ or /v2 that no view answered (an address no URL matches, a body over the
+    limit refused before it is read) answered in its protocol's error shape; None for any other path."""
+    if path.startswith("/serving/"):
+        return _MlflowApi.error_response(status, message, None, False)
+    if path == "/v2" or path.startswith("/v2/"):
+        return _V2Api.error_response(status, message, None, False)
+    return None

@@ -331,3 +331,15 @@ def test_the_regressor_answers_values(api, housing_model):
     assert isinstance(value, float)
     assert value == pytest.approx(_predict(housing_model, [HOUSE_ROW])[0], rel=1e-9)
     assert Prediction.objects.get().predicted_value == pytest.approx(value)
+
+
+def test_a_body_over_the_limit_is_a_413_in_mlflows_shape(api, churn_model, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+    response = _invoke(api, b"{" + b" " * (1024 * 1024) + b"}")
+
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "BAD_REQUEST" and "the limit is 1 MiB" in response.json()["message"]
+    assert not Prediction.objects.exists()
+    missing = api.get(f"/serving/{CHURN}/nothing-here")
+    assert (missing.status_code, missing.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")

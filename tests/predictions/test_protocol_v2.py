@@ -317,3 +317,22 @@ def test_the_challenger_may_be_pinned_by_anyone(api, churn_model, second_version
 
     assert metadata.json()["versions"] == [str(churn_model.version), str(second_version)]
     assert api.get(f"/v2/models/{CHURN}/versions/{second_version}/ready").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_address_no_url_matches_is_a_404_in_the_protocols_shape(api, churn_model):
+    response = api.get(f"/v2/models/{CHURN}/versions/-1/ready")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": f"No endpoint at /v2/models/{CHURN}/versions/-1/ready"}
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_limit_is_a_413_in_the_protocols_shape(api, churn_model, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+    response = _infer(api, b"{" + b" " * (1024 * 1024) + b"}")
+
+    assert response.status_code == 413
+    assert "the limit is 1 MiB" in response.json()["error"]
+    assert not Prediction.objects.exists()
