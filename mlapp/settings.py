@@ -10,7 +10,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -356,7 +356,10 @@ def _mlflow_uri_for(database: dict) -> str:
         auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
         host = database.get("HOST") or "localhost"
         port = f":{database['PORT']}" if database.get("PORT") else ""
-        return f"postgresql+psycopg://{auth}{host}{port}/{database['NAME']}"
+        # MLflow's own connections get the same libpq connect timeout and server statement timeout.
+        options = {k: v for k, v in (database.get("OPTIONS") or {}).items() if k in ("connect_timeout", "options")}
+        query = f"?{urlencode(options, quote_via=quote)}" if options else ""
+        return f"postgresql+psycopg://{auth}{host}{port}/{database['NAME']}{query}"
     raise ImproperlyConfigured(f"Set MLFLOW_TRACKING_URI: no default for database engine {database['ENGINE']}")
 
 

@@ -7,6 +7,11 @@ probe never waits for a load and never starts one.
 
 from __future__ import annotations
 
+from django.conf import settings
+from sqlalchemy.engine import make_url
+
+from core.postgresql.base import database_answers
+
 from . import mlflow_access
 from .selectors import deployment_list
 from .serving import loader
@@ -46,6 +51,20 @@ def models_readiness() -> dict[str, dict]:
     return report
 
 
+class RegistryStoreStalled(ConnectionError):
+    """The MLflow store's PostgreSQL server took the connection and did not answer."""
+
+
 def registry_store_check() -> None:
-    """One cheap read of the MLflow store (its SQL database); raises whatever the store raises."""
+    """One cheap read of the MLflow store (its SQL database); raises whatever the store raises.
+
+    On PostgreSQL the server is probed first, as mlapp's own connections are (core/postgresql):
+    MLflow's SQLAlchemy connections have libpq's connect_timeout and the statement timeout
+    (mlapp/settings.py) but no guard while a query waits, so a stalled server answers here at once.
+    """
+    url = make_url(settings.MLFLOW_TRACKING_URI)
+    if url.get_backend_name() == "postgresql":
+        problem = database_answers(url.host or "localhost", url.port or 5432, timeout=settings.MLAPP_DB_PROBE_SECONDS)
+        if problem is not None:
+            raise RegistryStoreStalled(problem)
     mlflow_access.client().search_registered_models(max_results=1)

@@ -218,6 +218,10 @@ class Selection:
     rows_in_training_split: int
     budget_seconds: float
     seconds: float
+    # The chosen candidate's predictions on each cross-validation row, made by the fold that held the row
+    # out (None when nothing was cross-validated): out-of-sample answers the output's drift reference adds
+    # to the test split's (models_registry/training.py).
+    out_of_fold: pd.Series | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -272,9 +276,11 @@ def model_select(
     splits = list(splitter.split(x_cv, y_cv))
     started = clock()
     results: list[dict] = []
+    out_of_fold: dict[str, list[pd.Series]] = {}
     for index, name in enumerate(names):
         entry = {"name": name, "label": BY_NAME[name].label, "fold_scores": [], "seconds": 0.0}
         results.append(entry)
+        out_of_fold[name] = []
         candidate_started = clock()
         for train_index, test_index in splits:
             if index > 0 and clock() - started > budget:
@@ -285,6 +291,7 @@ def model_select(
             pipeline.fit(x_cv.iloc[train_index], y_cv.iloc[train_index])
             predicted = pipeline.predict(x_cv.iloc[test_index])
             entry["fold_scores"].append(round(metric.score(y_cv.iloc[test_index], predicted), 6))
+            out_of_fold[name].append(pd.Series(predicted, index=x_cv.index[test_index]))
         else:
             entry["status"] = "scored"
         entry["seconds"] = round(clock() - candidate_started, 3)
@@ -309,6 +316,7 @@ def model_select(
         rows_in_training_split=len(y),
         budget_seconds=budget,
         seconds=clock() - started,
+        out_of_fold=pd.concat(out_of_fold[best["name"]]).sort_index(),
     )
 
 

@@ -254,6 +254,22 @@ def pipeline_build(
     return selection.candidate_pipeline(candidate, task=task, numeric=numeric, categorical=categorical, dates=dates)
 
 
+def output_reference(task: str, test_predictions: pd.Series, out_of_fold: pd.Series | None) -> pd.Series:
+    """What the model's output is compared with for drift: its answers on rows it never learned from.
+
+    Classifiers: the test split's answers plus the model selection's out-of-fold answers on the
+    training split (each row answered by the fold that held it out). The test split alone is a fifth
+    of the data (1,000 rows for 5,000), and a fixed reference that small is off by its own sampling
+    luck for every later check: the worst of 12 churn models fired on 43 % of calm 1,000-row windows,
+    6.1 % on average with both, 16.7 % at worst (bench/prediction_drift_calibration.py).
+    Regressors keep the test split: the fold models' values are spread slightly differently from the
+    final model's, and KS on 1,000-row windows sees it (false alarms 2.8 % -> 6.4 % in the same bench).
+    """
+    if task != "classification" or out_of_fold is None or out_of_fold.empty:
+        return test_predictions
+    return pd.concat([test_predictions.reset_index(drop=True), out_of_fold.reset_index(drop=True)], ignore_index=True)
+
+
 def _metrics(task: str, pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> tuple[dict, pd.Series]:
     predicted = pd.Series(pipeline.predict(x_test), index=x_test.index)
     if task == "regression":
@@ -476,7 +492,7 @@ def model_train(
         target=target,
         task=task,
         classes=classes,
-        reference_predictions=test_predictions,
+        reference_predictions=output_reference(task, test_predictions, chosen.out_of_fold),
         dates=dates,
     )
     train_sha = frame_sha256(pd.concat([x_train, y_train.rename(target)], axis=1))

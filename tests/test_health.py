@@ -1,6 +1,9 @@
 """/health/live and /health/ready tell the truth: database, broker, MLflow store, and every served
 model loaded and trusted in this very process (a fresh worker is not ready until it preloaded)."""
 
+import socket
+import time
+
 import pytest
 
 from mlapp import gunicorn_conf
@@ -69,3 +72,17 @@ def test_not_ready_with_the_mlflow_store_down(churn_model, staff_client, setting
     assert response.status_code == 503
     assert "OperationalError" in response.json()["mlflow_store"] or "127.0.0.1" in response.json()["mlflow_store"]
     assert response.json()["models"][churn_model.name]["status"] == "ok"  # still serving what it loaded
+
+
+def test_a_stalled_mlflow_store_is_reported_at_once(churn_model, staff_client, settings):
+    """A server that takes the connection and says nothing: probed first (core/postgresql), not waited on."""
+    deployments.deployments_refresh()
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the backlog), never answers
+        settings.MLFLOW_TRACKING_URI = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/nothing"
+        started = time.monotonic()
+        response = staff_client.get("/health/ready")
+        took = time.monotonic() - started
+
+    assert response.status_code == 503 and "did not answer" in response.json()["mlflow_store"]
+    assert took < settings.MLAPP_DB_PROBE_SECONDS + 1.5
+    assert response.json()["database"] == "ok"  # the failure is remembered for that server only

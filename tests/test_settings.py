@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +99,7 @@ def test_postgresql_connections_have_timeouts_and_the_stall_guard_and_redis_a_lo
         "from django.conf import settings as s; d = s.DATABASES['default']; "
         "print(d['ENGINE'], d['OPTIONS']['connect_timeout'], d['OPTIONS']['options'], "
         "s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], s.MLAPP_JOB_TIME_LIMIT_SECONDS, "
-        "s.MLAPP_JOB_STALE_SECONDS, s.MLAPP_JOB_RECLAIM_EVERY_SECONDS, sep='|')"
+        "s.MLAPP_JOB_STALE_SECONDS, s.MLAPP_JOB_RECLAIM_EVERY_SECONDS, s.MLFLOW_TRACKING_URI, sep='|')"
     )
     env = {
         "DEBUG": "1",
@@ -109,8 +110,10 @@ def test_postgresql_connections_have_timeouts_and_the_stall_guard_and_redis_a_lo
     }
     result = _settings_import(env, code=code)
     assert result.returncode == 0, result.stderr
-    engine, connect, options, visibility, limit, stale, reclaim = result.stdout.strip().split("|")
+    engine, connect, options, visibility, limit, stale, reclaim, mlflow_uri = result.stdout.strip().split("|")
     assert engine == "core.postgresql" and connect == "2" and options == "-c statement_timeout=15000"
+    # MLflow's store (the same database) gets the same connect and statement timeouts.
+    assert make_url(mlflow_uri).query == {"connect_timeout": "2", "options": "-c statement_timeout=15000"}
     # Longer than a job task may run (hard limit: soft + 60 s), or Redis would hand it to a second worker.
     assert int(visibility) > int(limit) + 60
     # A lost worker's job is taken back in tens of seconds, by heartbeat and reclaim, not at the visibility timeout.

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 _WAIT_INTERVAL = 0.1
 
-_last_failure = {"at": -1e9, "message": ""}
+_last_failures: dict[tuple[str, int], tuple[float, str]] = {}  # (host, port) -> (when, why)
 _failure_lock = threading.Lock()
 
 
@@ -57,8 +57,9 @@ def database_answers(host: str, port: int, *, timeout: float) -> str | None:
     """None if the server at host:port answers an SSLRequest within `timeout`; else why not."""
     now = time.monotonic()
     with _failure_lock:
-        if now - _last_failure["at"] < timeout:
-            return _last_failure["message"]
+        at, message = _last_failures.get((host, port), (-1e9, ""))
+        if now - at < timeout:
+            return message
     family, address = (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (None, (host, port))
     started = time.monotonic()
     try:
@@ -80,7 +81,7 @@ def database_answers(host: str, port: int, *, timeout: float) -> str | None:
         problem = f"cannot be reached ({exc.strerror or exc})"
     message = f"the database at {host}:{port} {problem}"
     with _failure_lock:
-        _last_failure.update(at=time.monotonic(), message=message)
+        _last_failures[(host, port)] = (time.monotonic(), message)
     return message
 
 

@@ -52,6 +52,8 @@ def test_the_trainer_tries_every_candidate_and_records_the_choice(
         assert run.data.metrics[f"cv_{chosen['metric']}.{c['name']}"] == pytest.approx(c["cv_mean"])
         assert f"cv_seconds.{c['name']}" in run.data.metrics
     assert mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/selection.json") == chosen
+    # The output's drift reference: the test split's answers and the chosen candidate's out-of-fold ones.
+    assert mv.profile["prediction_reference"]["n"] == mv.n_test_rows + mv.n_train_rows
 
 
 @pytest.mark.django_db
@@ -207,6 +209,7 @@ def test_one_configured_candidate_is_trained_without_cross_validation(mlflow_sto
     chosen = mv.params["selection"]
     assert chosen["chosen"] == selection.HGB and chosen["folds"] == 0
     assert "only candidate configured" in chosen["reason"]
+    assert mv.profile["prediction_reference"]["n"] == mv.n_test_rows  # no folds: the test split alone
 
 
 def test_the_settings_name_the_candidates_selection_has(settings):
