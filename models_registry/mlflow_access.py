@@ -5,6 +5,7 @@ Nothing here runs at import time; every caller goes through `client()` or
 at their own store).
 """
 
+import logging
 from functools import cache
 from importlib import metadata
 
@@ -41,8 +42,26 @@ def serving_requirements() -> list[str]:
 REGISTRY_CONNECT_ATTEMPTS = 3
 
 
+class _ServingExampleCheckFilter(logging.Filter):
+    """Drops MLflow's "Failed to validate serving input example" warning, and only that one.
+
+    `log_model` loads the model it just wrote to try its serving example; with pickle loading off
+    (`MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, models_registry/trust.py) that load is refused, so
+    every training printed a warning that deserializing is disallowed and the example may be invalid.
+    The example is fine and still logged; mlapp smoke-tests every version it registers or promotes
+    by loading it through trust.py and scoring its reference rows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to validate serving input example")
+
+
+_SERVING_EXAMPLE_FILTER = _ServingExampleCheckFilter()
+
+
 def tracking_configure() -> None:
     """Point the mlflow module at our store (idempotent, cheap)."""
+    logging.getLogger("mlflow.models.model").addFilter(_SERVING_EXAMPLE_FILTER)  # once: filters are a set
     mlflow.store.db.utils.MAX_RETRY_COUNT = REGISTRY_CONNECT_ATTEMPTS
     if mlflow.get_tracking_uri() != settings.MLFLOW_TRACKING_URI:
         mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
