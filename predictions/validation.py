@@ -73,6 +73,7 @@ def records_check(*, records, table: RuleTable, max_rows: int, path: RulePath = 
         )
     errors: list[FieldError] = []
     names = table.profile.specs
+    absent: dict[int, set[str]] = {}  # row -> features it does not carry
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             errors.append(FieldError(index, None, "expected an object of feature values"))
@@ -82,7 +83,21 @@ def records_check(*, records, table: RuleTable, max_rows: int, path: RulePath = 
         for name in names:
             if name not in record:
                 errors.append(FieldError(index, name, "missing feature"))
-    if errors:  # the request's shape first: rows the rules can read
+                absent.setdefault(index, set()).add(name)
+    if errors:
+        # The rules still judge every value a row carries, so one answer names every problem. An absent
+        # feature is already reported (not again as a missing value); a row that is no object is judged
+        # no further; whole-row findings (duplicates) count only between complete rows.
+        judged = [isinstance(record, dict) for record in records]
+        readable = [
+            {name: record.get(name) for name in names} if isinstance(record, dict) else dict.fromkeys(names)
+            for record in records
+        ]
+        checked = table.records_check(readable, path=path)
+        for index, finding in checked.refused:
+            missing = absent.get(index, set())
+            if judged[index] and (finding.field not in missing if finding.field else not missing):
+                errors.append(_field_error(index, finding))
         raise InputValidationError(sorted(errors, key=lambda e: (e.row or 0, e.field or "")))
     checked = table.records_check(records, path=path)
     if checked.refused:

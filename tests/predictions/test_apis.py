@@ -178,6 +178,25 @@ def test_bad_input_is_refused_naming_row_and_field_and_stores_nothing(api, churn
     assert Prediction.objects.count() == 0
 
 
+def test_a_row_with_missing_features_still_gets_its_present_values_judged(api, churn_model):
+    """One answer names every problem: the absent features and the bad values the rows do carry."""
+    partial = {"age": "forty", "region": "north"}
+    body = {"rows": [partial, 7, {**CHURN_ROW, "tenure_months": "long"}, partial]}
+
+    errors = _post(api, body).json()["errors"]
+
+    assert {"row": 0, "field": "age", "problem": "wrong type: expected a number, got str 'forty'"} in errors
+    assert {"row": 0, "field": "contract", "problem": "missing feature"} in errors
+    assert not [e for e in errors if e["row"] == 0 and e["field"] == "region"]  # a fine value: no finding
+    assert not [e for e in errors if e["field"] == "contract" and "missing value" in e["problem"]]  # said once
+    assert [e for e in errors if e["row"] == 1] == [
+        {"row": 1, "field": None, "problem": "expected an object of feature values"}
+    ]
+    assert {"row": 2, "field": "tenure_months", "problem": "wrong type: expected a number, got str 'long'"} in errors
+    assert not [e for e in errors if e["field"] is None and e["row"] in (0, 3)]  # incomplete rows: no duplicate
+    assert Prediction.objects.count() == 0
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_are_refused(api, churn_model, literal):
     raw = json.dumps({"features": CHURN_ROW}).replace('"monthly_charges": 80.5', f'"monthly_charges": {literal}')

@@ -234,8 +234,10 @@ def test_a_refused_value_names_row_and_field(api, churn_model):
 
     assert response.status_code == 400
     body = response.json()
-    assert {(e["row"], e["field"]) for e in body["errors"]} == {(0, "colour")}
-    assert body["error"] == "Invalid input. row 0, field 'colour': unknown feature"
+    # Every problem in one answer: the unknown input and the value the rules refuse.
+    assert {(e["row"], e["field"]) for e in body["errors"]} == {(0, "colour"), (0, "support_calls")}
+    assert body["error"].startswith("Invalid input. row 0, field 'colour': unknown feature")
+    assert "field 'support_calls'" in body["error"]
     assert not Prediction.objects.exists()
 
 
