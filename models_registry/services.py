@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from mlflow.exceptions import MlflowException
 
 from core.errors import ApplicationError
@@ -90,6 +90,7 @@ def alias_move(
         raise PromotionError(f"{name} version {version} already has the alias {alias!r}")
     model_version_smoke_test(name=name, version=version)
     with transaction.atomic():
+        _alias_moves_lock(name)
         change = _alias_change_record(
             model_name=name,
             alias=alias,
@@ -105,6 +106,17 @@ def alias_move(
     loader().invalidate(name)
     logger.info("%s@%s: %s -> %s by %s (%s)", name, alias, current, version, change.actor_label, reason)
     return change
+
+
+def _alias_moves_lock(name: str) -> None:
+    """Serialize a model's alias moves until the current transaction ends (PostgreSQL advisory lock).
+
+    Without it a process checking for outside moves could see MLflow's alias already moved by a
+    promotion whose record is not committed yet, and record that promotion as an outside move.
+    SQLite allows one writing transaction at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"mlapp.alias-moves:{name}"])
 
 
 def _alias_change_record(**fields) -> AliasChange:
@@ -167,8 +179,10 @@ def _outside_move_decide(*, name: str, version: int) -> AliasChange | None:
         if comparison is not None and comparison.schema_changes:
             failure = f"it is not a drop-in replacement for version {served}: " + "; ".join(comparison.schema_changes)
     with transaction.atomic():
-        # Taken again inside the transaction: a promotion through mlapp moves the MLflow alias just
-        # before it commits its own record, and another process may have decided meanwhile.
+        # Taken again inside the transaction, after the model's alias lock: a promotion through mlapp
+        # moves the MLflow alias just before it commits its own record (holding the lock until then),
+        # and another process may have decided meanwhile.
+        _alias_moves_lock(name)
         if not _outside_move_pending(name, version):
             return None
         change = _alias_change_record(
