@@ -96,23 +96,23 @@ def predictions_make(
     probabilities = outputs.probability_dicts()
     now = timezone.now()
     maker = actor.pk if actor is not None and actor.is_authenticated else None
-    rows = inference_rows_insert(
+    prediction_ids = inference_rows_insert(
         [
-            Prediction(
-                created_at=now,
-                model_name=served.name,
-                model_version=served.version,
-                run_id=served.run_id,
-                source=source,
-                request_id=request_id,
-                features=record,
-                predicted_label=labels[i] if labels is not None else None,
-                predicted_value=values[i] if values is not None else None,
-                probabilities=probabilities[i] if probabilities is not None else None,
-                latency_ms=latency_ms,
-                created_by_id=maker,
-                variant=route.variant,
-            )
+            {
+                "created_at": now,
+                "model_name": served.name,
+                "model_version": served.version,
+                "run_id": served.run_id,
+                "source": source,
+                "request_id": request_id,
+                "features": record,
+                "predicted_label": labels[i] if labels is not None else None,
+                "predicted_value": values[i] if values is not None else None,
+                "probabilities": probabilities[i] if probabilities is not None else None,
+                "latency_ms": latency_ms,
+                "created_by_id": maker,
+                "variant": route.variant,
+            }
             for i, record in enumerate(cleaned)
         ]
     )
@@ -120,7 +120,7 @@ def predictions_make(
         routing.shadow_submit(
             route,
             records=cleaned,
-            prediction_ids=[row.pk for row in rows],
+            prediction_ids=prediction_ids,
             request_id=request_id,
             source=source,
             path=path,
@@ -136,11 +136,11 @@ def predictions_make(
         variant=route.variant,
         predictions=[
             RowPrediction(
-                id=row.pk,
+                id=prediction_id,
                 prediction=labels[i] if labels is not None else values[i],
                 probabilities=probabilities[i] if probabilities is not None else None,
             )
-            for i, row in enumerate(rows)
+            for i, prediction_id in enumerate(prediction_ids)
         ],
     )
 

@@ -19,8 +19,9 @@ from itertools import repeat
 import numpy as np
 import pandas as pd
 import psycopg
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from models_registry.serving import ModelOutputs, ServedModel
 
@@ -205,60 +206,55 @@ def _copy_postgresql(payload: bytes, *, n_rows: int, skip_existing: bool) -> int
             return written
 
 
-def inference_rows_insert(rows: list[Prediction]) -> list[Prediction]:
-    """Store a request's inference-log rows (ids set on them), atomically, in as few round trips as can be.
+def inference_rows_insert(rows: list[dict]) -> list[int]:
+    """Store a request's inference-log rows, atomically, in as few round trips as can be; their ids.
 
-    One row (nearly every on-demand request) is one `INSERT ... RETURNING` in autocommit: a single
-    statement is atomic by itself, so the `BEGIN` and `COMMIT` that `bulk_create` wraps around it
-    would be two more round trips for nothing (bench/profile_predict.py). Several rows: `bulk_create`,
-    its statements in one transaction.
+    Each row maps `Prediction` field attnames (``created_by_id``, not ``created_by``) to values; a
+    field left out is NULL or its default. On PostgreSQL one row (nearly every on-demand request) is
+    one `INSERT ... RETURNING` in autocommit: a single statement is atomic by itself, so the `BEGIN`
+    and `COMMIT` that `bulk_create` wraps around it would be two more round trips for nothing
+    (bench/profile_predict.py). Several rows, or another database: `bulk_create`, in one transaction.
     """
-    if len(rows) == 1 and connection.features.can_return_columns_from_insert:
-        _row_insert(rows[0])
-        return rows
-    if len(rows) == 1:
-        rows[0].save(force_insert=True)
-        return rows
-    return Prediction.objects.bulk_create(rows)
+    if len(rows) == 1 and connection.vendor == "postgresql":
+        return [_row_insert(rows[0])]
+    return [row.pk for row in Prediction.objects.bulk_create([Prediction(**row) for row in rows])]
 
 
 @functools.cache
-def _row_insert_statement(vendor: str) -> tuple[str, tuple]:
-    """The one-row INSERT, built once per process from the model's fields: `Model.save` compiles the
-    same statement for every request (a tenth of a predict request's time, bench/profile_predict.py)."""
-    fields = tuple(f for f in Prediction._meta.concrete_fields if not f.primary_key)
+def _row_insert_statement(columns: tuple[str, ...]) -> tuple[str, tuple[bool, ...]]:
+    """The one-row INSERT of these columns, built once per process, and which of them are JSON."""
+    fields = [Prediction._meta.get_field(column) for column in columns]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(Prediction._meta.pk.column)}"
     )
-    return sql, fields
+    return sql, tuple(isinstance(f, models.JSONField) for f in fields)
 
 
-def _row_insert(row: Prediction) -> None:
-    """`row.save(force_insert=True)` as one precompiled statement; each value prepared by its field.
+def _row_insert(row: dict) -> int:
+    """`Prediction(**row).save()` on PostgreSQL as one server-side prepared statement; the new id.
 
-    On PostgreSQL the statement is a server-side prepared statement with its values sent bound:
-    Django's cursors bind client-side, which rebuilds and re-quotes the whole statement in Python for
-    every row (half of the insert's time in a predict request); the database then parses and plans
-    it again. Django still does what its cursors do first: the connection health check, a usable
-    connection, no statement inside a failed transaction, and its own exception classes.
+    What `save` would spend per request goes: building a model instance, compiling the statement,
+    preparing each value through its field, and Django's client-side binding, which rebuilds and
+    re-quotes the whole statement in Python for every row (together half of a predict request's
+    Python, bench/profile_predict.py); the database would then parse and plan it again. The values
+    are the types psycopg adapts as the fields would (text, numbers, aware datetimes); JSON goes as
+    `Jsonb`, as Django sends it. tests/predictions/test_store.py holds the row equal to `save`'s.
+    Django's cursor checks still run first: the connection health check, a usable connection, no
+    statement inside a failed transaction, and its own exception classes.
     """
-    sql, fields = _row_insert_statement(connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(row, add=True), connection) for field in fields]
-    if connection.vendor == "postgresql":
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, values, prepare=True)
-            row.pk = cursor.fetchone()[0]
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            row.pk = cursor.fetchone()[0]
-    row._state.adding = False
-    row._state.db = connection.alias
+    sql, is_json = _row_insert_statement(tuple(row))
+    values = [
+        Jsonb(value) if json_field and value is not None else value
+        for value, json_field in zip(row.values(), is_json, strict=True)
+    ]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, values, prepare=True)
+        return cursor.fetchone()[0]
 
 
 def _bulk_create(log: pd.DataFrame, *, skip_existing: bool) -> int:

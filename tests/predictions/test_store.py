@@ -12,7 +12,7 @@ from models_registry.demo_data import churn_frame, housing_frame
 from models_registry.features import frame_for_model
 from models_registry.serving import loader
 from predictions.models import BatchJob, Prediction
-from predictions.services.store import RowContext, prediction_rows_write
+from predictions.services.store import RowContext, inference_rows_insert, prediction_rows_write
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +78,48 @@ def test_an_empty_chunk_writes_nothing(churn_model):
     outputs = served.predict_frame(_features(served, churn_frame(n_rows=1, seed=1)))
     assert prediction_rows_write(served=served, features=empty, outputs=outputs, context=RowContext("api", "x")) == 0
     assert Prediction.objects.count() == 0
+
+
+def _log_row(**overrides):
+    return {
+        "created_at": timezone.now(),
+        "model_name": "churn-demo",
+        "model_version": 3,
+        "run_id": "r" * 32,
+        "source": "api",
+        "request_id": "a" * 32,
+        "features": {"age": 42.5, "contract": 'quote " and café', "region": None, "paperless": True},
+        "predicted_label": "yes",
+        "predicted_value": None,
+        "probabilities": {"no": 0.25, "yes": 0.75},
+        "latency_ms": 0.125,
+        "variant": "challenger",
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"predicted_label": None, "predicted_value": -1.5e300, "probabilities": None, "source": "mlflow"}],
+    ids=["classifier", "regressor"],
+)
+def test_one_on_demand_row_is_stored_as_the_orm_would_store_it(staff_user, overrides):
+    """One row skips the model instance and Django's statement building (on PostgreSQL a prepared
+    statement); what lands must be what `Prediction.save` would have written, field for field."""
+    row = _log_row(created_by_id=staff_user.pk, **overrides)
+    (fast_id,) = inference_rows_insert([row])
+    orm = Prediction(**row)
+    orm.save()
+
+    fast, expected = (Prediction.objects.filter(pk=pk).values().get() for pk in (fast_id, orm.pk))
+    assert fast_id != orm.pk
+    assert {k: v for k, v in fast.items() if k != "id"} == {k: v for k, v in expected.items() if k != "id"}
+    assert fast["features"] == row["features"] and fast["created_by_id"] == staff_user.pk
+
+
+def test_several_rows_are_stored_together_and_their_ids_come_back_in_order():
+    rows = [_log_row(request_id="b" * 32, latency_ms=float(i)) for i in range(3)]
+    ids = inference_rows_insert(rows)
+
+    assert len(set(ids)) == 3
+    assert [Prediction.objects.get(pk=pk).latency_ms for pk in ids] == [0.0, 1.0, 2.0]
