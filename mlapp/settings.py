@@ -240,6 +240,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.ContentNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
