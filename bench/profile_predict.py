@@ -1,24 +1,94 @@
 """Where a predict request's time goes: the WSGI app called in process (no HTTP, no gunicorn), with the
-SQL it sends and a profile of the Python it runs.
+statements it sends, the time of each phase, and a profile of the Python it runs.
 
     DATABASE_URL=postgres://... MLAPP_VAR_DIR=... SECRET_KEY=... \\
         .venv/bin/python bench/profile_predict.py --token KEY [--path /api/v1/models/churn-demo/predict/] [-n 2000]
 
-Needs a database the bootstrap ran on (the demo model served). Prints the statements one request
-sends, the mean time per request, and the functions with the most cumulative time.
+Needs a database the bootstrap ran on (the demo model served). Prints:
+- the statements one request sends, as psycopg sees them (Django's query log misses the health
+  check and the one-row INSERT, which go to psycopg directly);
+- the mean time per request, then per phase (each phase's function timed inside the others, so a
+  phase includes those below it; the timers add about a microsecond each);
+- the functions with the most cumulative time (cProfile, which slows Python several times over:
+  read it for shape, the phases for time).
 """
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import os
 import pstats
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# (module, attribute holding the function or class, method or None): the phases timed.
+PHASES = [
+    ("django.core.handlers.base", "BaseHandler", "_get_response"),
+    ("django.core.handlers.base", "BaseHandler", "resolve_request"),
+    ("rest_framework.views", "APIView", "dispatch"),
+    ("rest_framework.views", "APIView", "initial"),
+    ("rest_framework.views", "APIView", "perform_authentication"),
+    ("rest_framework.views", "APIView", "check_throttles"),
+    ("rest_framework.views", "APIView", "perform_content_negotiation"),
+    ("rest_framework.request", "Request", "_load_data_and_files"),
+    ("predictions.services", None, "predictions_make"),
+    ("predictions.services.predict", None, "records_check"),
+    ("models_registry.serving", "ServedModel", "predict_records"),
+    ("predictions.services.predict", None, "inference_rows_insert"),
+    ("django.db.backends.base.base", "BaseDatabaseWrapper", "close_if_health_check_failed"),
+    ("psycopg", "Cursor", "execute"),
+    ("django.template.response", "SimpleTemplateResponse", "render"),
+]
+
+
+def _timed(phases, totals):
+    """Wrap each phase's function so the time spent in it adds up in `totals`."""
+    import importlib
+
+    for module_name, owner_name, name in phases:
+        module = importlib.import_module(module_name)
+        owner = getattr(module, owner_name) if owner_name else module
+        function = getattr(owner, name)
+        label = f"{owner_name or module_name}.{name}"
+
+        def timed(*args, _function=function, _label=label, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _function(*args, **kwargs)
+            finally:
+                totals[_label] += time.perf_counter() - started
+
+        setattr(owner, name, functools.wraps(function)(timed))
+
+
+def _statements_seen(call):
+    """The SQL text of each statement psycopg sends during `call()`."""
+    import psycopg
+
+    seen = []
+    originals = {cls: cls.execute for cls in (psycopg.Cursor,)}  # Django's cursors and the health check's
+
+    def recording(original):
+        def execute(self, query, *args, **kwargs):
+            seen.append(str(query) if not hasattr(query, "as_string") else query.as_string(None))
+            return original(self, query, *args, **kwargs)
+
+        return execute
+
+    for cls, original in originals.items():
+        cls.execute = recording(original)
+    try:
+        call()
+    finally:
+        for cls, original in originals.items():
+            cls.execute = original
+    return seen
 
 
 def main():
@@ -33,9 +103,8 @@ def main():
     args = parser.parse_args()
 
     import django
+    from django.core.handlers.wsgi import WSGIHandler
     from django.core.wsgi import get_wsgi_application
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from models_registry.demo_data import DEMO_ROWS
 
@@ -43,7 +112,7 @@ def main():
     application = get_wsgi_application()
     body = (args.body or json.dumps({"features": DEMO_ROWS["churn"]})).encode()
 
-    def call():
+    def call(app=application):
         environ = {
             "REQUEST_METHOD": "POST",
             "PATH_INFO": args.path,
@@ -57,21 +126,34 @@ def main():
             "HTTP_AUTHORIZATION": f"Token {args.token}",
         }
         status = []
-        chunks = application(environ, lambda s, h: status.append(s))
-        b"".join(chunks)
-        assert status[0].startswith("200"), (status, b"".join(chunks))
+        chunks = app(environ, lambda s, h: status.append(s))
+        answer = b"".join(chunks)
+        assert status[0].startswith("200"), (status, answer)
 
     for _ in range(200):
         call()
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    print(f"{len(queries)} statements per request:")
-    for query in queries.captured_queries:
-        print(f"  {query['time']}s  {query['sql'][:160]}")
+    statements = _statements_seen(call)
+    print(f"{len(statements)} statements per request:")
+    for sql in statements:
+        print(f"  {sql[:160]}")
+
     started = time.perf_counter()
     for _ in range(args.n):
         call()
     print(f"mean {(time.perf_counter() - started) / args.n * 1000:.3f} ms per request (in process, no HTTP)")
+
+    totals = Counter()
+    _timed(PHASES, totals)
+    timed_application = WSGIHandler()  # a new handler: the old one holds its chain's methods unwrapped
+    for _ in range(200):
+        call(timed_application)
+    totals.clear()
+    for _ in range(args.n):
+        call(timed_application)
+    print("per phase (ms per request; a phase includes the ones it calls):")
+    for label, seconds in totals.most_common():
+        print(f"  {seconds / args.n * 1000:7.3f}  {label}")
+
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(args.n):
