@@ -21,7 +21,6 @@ import pandas as pd
 import psycopg
 from django.db import connection, models, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from models_registry.serving import ModelOutputs, ServedModel
 
@@ -210,45 +209,62 @@ def inference_rows_insert(rows: list[dict]) -> list[int]:
     """Store a request's inference-log rows, atomically, in as few round trips as can be; their ids.
 
     Each row maps `Prediction` field attnames (``created_by_id``, not ``created_by``) to values; a
-    field left out is NULL or its default. On PostgreSQL one row (nearly every on-demand request) is
-    one `INSERT ... RETURNING` in autocommit: a single statement is atomic by itself, so the `BEGIN`
-    and `COMMIT` that `bulk_create` wraps around it would be two more round trips for nothing
-    (bench/profile_predict.py). Several rows, or another database: `bulk_create`, in one transaction.
+    field left out is NULL or its default. One row (nearly every on-demand request) is one
+    `INSERT ... RETURNING` in autocommit: a single statement is atomic by itself, so the `BEGIN` and
+    `COMMIT` that `bulk_create` wraps around it would be two more round trips for nothing
+    (bench/profile_predict.py). Several rows: `bulk_create`, in one transaction.
     """
-    if len(rows) == 1 and connection.vendor == "postgresql":
+    if len(rows) == 1 and connection.features.can_return_columns_from_insert:
         return [_row_insert(rows[0])]
     return [row.pk for row in Prediction.objects.bulk_create([Prediction(**row) for row in rows])]
 
 
 @functools.cache
-def _row_insert_statement(columns: tuple[str, ...]) -> tuple[str, tuple[bool, ...]]:
-    """The one-row INSERT of these columns, built once per process, and which of them are JSON."""
+def _row_insert_statement(columns: tuple[str, ...]) -> tuple[str, tuple]:
+    """The one-row INSERT of these columns, built once per process, and each column's adapter (None:
+    the value goes as it is)."""
     fields = [Prediction._meta.get_field(column) for column in columns]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(Prediction._meta.pk.column)}"
     )
-    return sql, tuple(isinstance(f, models.JSONField) for f in fields)
+    return sql, tuple(_value_adapter(field) for field in fields)
+
+
+def _value_adapter(field):
+    """What Django's field would do to a value of the type the service gives it, when that is not
+    nothing: JSON and timestamps are the backend's to encode (SQLite keeps timestamps as text in
+    Django's own format, naive UTC); text and numbers go to the driver as they are."""
+    if isinstance(field, models.JSONField):
+        return functools.partial(_json_adapted, encoder=field.encoder)
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    return None
+
+
+def _json_adapted(value, *, encoder):
+    return None if value is None else connection.ops.adapt_json_value(value, encoder)
 
 
 def _row_insert(row: dict) -> int:
-    """`Prediction(**row).save()` on PostgreSQL as one server-side prepared statement; the new id.
+    """`Prediction(**row).save()` as one precompiled statement; the new id.
 
-    What `save` would spend per request goes: building a model instance, compiling the statement,
-    preparing each value through its field, and Django's client-side binding, which rebuilds and
-    re-quotes the whole statement in Python for every row (together half of a predict request's
-    Python, bench/profile_predict.py); the database would then parse and plan it again. The values
-    are the types psycopg adapts as the fields would (text, numbers, aware datetimes); JSON goes as
-    `Jsonb`, as Django sends it. tests/predictions/test_store.py holds the row equal to `save`'s.
-    Django's cursor checks still run first: the connection health check, a usable connection, no
-    statement inside a failed transaction, and its own exception classes.
+    What `save` would spend per request goes: building a model instance, compiling the statement and
+    preparing every value through its field (`_value_adapter` keeps the part that changes anything).
+    tests/predictions/test_store.py holds the stored row equal to `save`'s, as the database holds it.
+    On PostgreSQL the statement is a server-side prepared statement with its values sent bound:
+    Django's cursors bind client-side, which rebuilds and re-quotes the whole statement in Python for
+    every row; the database would then parse and plan it again. Django's cursor checks still run
+    first there: the connection health check, a usable connection, no statement inside a failed
+    transaction, and its exception classes.
     """
-    sql, is_json = _row_insert_statement(tuple(row))
-    values = [
-        Jsonb(value) if json_field and value is not None else value
-        for value, json_field in zip(row.values(), is_json, strict=True)
-    ]
+    sql, adapters = _row_insert_statement(tuple(row))
+    values = [value if adapt is None else adapt(value) for value, adapt in zip(row.values(), adapters, strict=True)]
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return cursor.fetchone()[0]
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_no_broken_transaction()

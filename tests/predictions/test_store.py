@@ -6,6 +6,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from models_registry.demo_data import churn_frame, housing_frame
@@ -115,6 +116,11 @@ def test_one_on_demand_row_is_stored_as_the_orm_would_store_it(staff_user, overr
     assert fast_id != orm.pk
     assert {k: v for k, v in fast.items() if k != "id"} == {k: v for k, v in expected.items() if k != "id"}
     assert fast["features"] == row["features"] and fast["created_by_id"] == staff_user.pk
+    # As the database holds them (SQLite keeps timestamps as text, compared as text by range queries).
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {Prediction._meta.db_table} WHERE id IN (%s, %s) ORDER BY id", [fast_id, orm.pk])
+        stored = [row[1:] for row in cursor.fetchall()]  # without the id
+    assert stored[0] == stored[1]
 
 
 def test_several_rows_are_stored_together_and_their_ids_come_back_in_order():
