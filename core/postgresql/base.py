@@ -19,6 +19,10 @@ server, so it cannot fire when the server never sees the query, and libpq's
   periods is treated as a stall too (the server should have cancelled it).
 - A failed probe is remembered for ``MLAPP_DB_PROBE_SECONDS``, so the requests
   behind it fail at once instead of each waiting for its own probe.
+- **Django's health check** (``CONN_HEALTH_CHECKS``: a ``SELECT 1`` before each
+  request's first query) is answered without a round trip for a connection the
+  server answered within ``HEALTH_CHECK_SKIP_SECONDS`` and whose socket has
+  received nothing since; a server that closed it left the socket readable.
 
 Nothing changes while the database answers: the guard costs one extra timeout
 argument per wait. Settings: `mlapp/settings.py`, docs/reliability.md.
@@ -27,6 +31,7 @@ argument per wait. Settings: `mlapp/settings.py`, docs/reliability.md.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
@@ -36,12 +41,17 @@ import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 logger = logging.getLogger(__name__)
 
 # PostgreSQL's SSLRequest: length 8, code 80877103. A live server answers b"S" or b"N".
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 _WAIT_INTERVAL = 0.1
+# A connection the server answered on this recently, whose socket has received nothing since, skips
+# Django's `SELECT 1` health check: pgbouncer's `server_check_delay` (30 s) and HikariCP's
+# `aliveBypassWindowMs` (0.5 s) make the same bet. Far below the idle timeouts of proxies and NATs.
+HEALTH_CHECK_SKIP_SECONDS = 5.0
 
 _last_failures: dict[tuple[str, int], tuple[float, str]] = {}  # (host, port) -> (when, why)
 _failure_lock = threading.Lock()
@@ -90,7 +100,14 @@ class GuardedConnection(psycopg.Connection):
 
     _mlapp_probe_target: tuple[str, int] = ("localhost", 5432)
 
+    _mlapp_answered_at: float = -1e9  # time.monotonic() of the server's last answer on this connection
+
     def wait(self, gen, interval: float = _WAIT_INTERVAL, timeout: float | None = None):
+        result = self._guarded_wait(gen, interval, timeout)
+        self._mlapp_answered_at = time.monotonic()
+        return result
+
+    def _guarded_wait(self, gen, interval: float, timeout: float | None):
         stall = settings.MLAPP_DB_STALL_SECONDS
         if timeout is not None or not stall:
             return super().wait(gen, interval=interval, timeout=timeout)
@@ -109,6 +126,24 @@ class GuardedConnection(psycopg.Connection):
                 logger.error("Dropping a database connection: %s", problem)
                 self.pgconn.finish()
                 raise psycopg.OperationalError(f"{problem} (no answer to a query for {waited:g} s)") from None
+
+    def quiet_and_recent(self) -> bool:
+        """Idle, answered within `HEALTH_CHECK_SKIP_SECONDS`, and nothing has arrived since.
+
+        An idle connection in autocommit receives nothing from a server that is still there. A server
+        that closed it (a restart, `pg_terminate_backend`, `idle_session_timeout`, a proxy) sent its
+        FATAL message and end-of-stream first, so its socket is readable: asking the socket is a
+        system call, not a round trip.
+        """
+        if self.closed or self.broken or self.info.transaction_status != TransactionStatus.IDLE:
+            return False
+        if time.monotonic() - self._mlapp_answered_at >= HEALTH_CHECK_SKIP_SECONDS:
+            return False
+        try:
+            readable, _, _ = select.select([self.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
 
 class _GuardedDatabase:
@@ -130,3 +165,14 @@ class _GuardedDatabase:
 
 class DatabaseWrapper(base.DatabaseWrapper):
     Database = _GuardedDatabase()
+
+    def is_usable(self):
+        """Django's health check (`CONN_HEALTH_CHECKS`: a `SELECT 1` before each request's first query)
+        without its round trip for a connection that answered moments ago and has heard nothing since
+        (`GuardedConnection.quiet_and_recent`). Under load that round trip cost as much as a predict
+        request's INSERT (bench/README.md). A connection idle for longer still gets the `SELECT 1`: a
+        firewall or NAT that forgets a connection tells neither end.
+        """
+        if self.connection is not None and self.connection.quiet_and_recent():
+            return True
+        return super().is_usable()
