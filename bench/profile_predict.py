@@ -68,26 +68,22 @@ def _timed(phases, totals):
 
 
 def _statements_seen(call):
-    """The SQL text of each statement psycopg sends during `call()`."""
+    """The SQL text of each statement psycopg sends during `call()` (Django's cursors and the health
+    check's alike go through `psycopg.Cursor.execute`)."""
     import psycopg
 
     seen = []
-    originals = {cls: cls.execute for cls in (psycopg.Cursor,)}  # Django's cursors and the health check's
+    original = psycopg.Cursor.execute
 
-    def recording(original):
-        def execute(self, query, *args, **kwargs):
-            seen.append(str(query) if not hasattr(query, "as_string") else query.as_string(None))
-            return original(self, query, *args, **kwargs)
+    def recording(self, query, *args, **kwargs):
+        seen.append(query.as_string(None) if hasattr(query, "as_string") else str(query))
+        return original(self, query, *args, **kwargs)
 
-        return execute
-
-    for cls, original in originals.items():
-        cls.execute = recording(original)
+    psycopg.Cursor.execute = recording
     try:
         call()
     finally:
-        for cls, original in originals.items():
-            cls.execute = original
+        psycopg.Cursor.execute = original
     return seen
 
 

@@ -119,7 +119,7 @@ def test_one_on_demand_row_is_stored_as_the_orm_would_store_it(staff_user, overr
     # As the database holds them (SQLite keeps timestamps as text, compared as text by range queries).
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {Prediction._meta.db_table} WHERE id IN (%s, %s) ORDER BY id", [fast_id, orm.pk])
-        stored = [row[1:] for row in cursor.fetchall()]  # without the id
+        stored = [columns[1:] for columns in cursor.fetchall()]  # without the id
     assert stored[0] == stored[1]
 
 
