@@ -1,5 +1,7 @@
 """Request rates as written in settings ("1200/min"); plain Python, read by settings.py too."""
 
+import functools
+
 PERIODS = {
     "s": 1,
     "sec": 1,
@@ -14,6 +16,7 @@ PERIODS = {
 }
 
 
+@functools.lru_cache(maxsize=64)  # read by every throttle on every API request; a few distinct rates
 def rate_parse(rate: str | None) -> tuple[int, int] | None:
     """ "1200/min" -> (1200, 60); None, "", "0" or "none" -> None (no limit). Raises ValueError."""
     if rate is None or rate.strip().lower() in ("", "0", "none", "off"):

@@ -123,14 +123,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Above the scoring lane: every answer gets X-Frame-Options, and every body the size limit.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mlapp.middleware.RequestSizeMiddleware",
+    # Token-authenticated scoring requests are answered here, by their DRF view (predictions/scoring_lane.py).
+    "predictions.scoring_lane.ScoringLaneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mlapp.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",

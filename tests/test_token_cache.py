@@ -1,12 +1,13 @@
 """The API's token lookups, remembered per process for a few seconds (core/authentication.py)."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from core.authentication import token_cache_forget
+from core.authentication import _fresh_copy, token_cache_forget
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/scheduled-runs/"
@@ -70,3 +71,22 @@ def test_an_entry_older_than_the_cache_seconds_is_checked_again(token, settings)
     settings.MLAPP_TOKEN_CACHE_SECONDS = 0.000001
 
     assert _get(token.key) == (200, 1)
+
+
+def test_each_request_gets_its_own_copy_of_the_cached_user(plain_user):
+    """What one request does to its user (a permission check caches permissions on it, a related
+    object cached) is not seen by the next request that authenticates with the same token."""
+    plain_user.user_permissions.add(Permission.objects.get(codename="view_prediction"))
+    cached = type(plain_user).objects.get(pk=plain_user.pk)
+    assert cached.has_perm("predictions.view_prediction")  # fills the permission caches
+    cached._state.fields_cache["marker"] = object()
+
+    fresh = _fresh_copy(cached)
+
+    assert fresh is not cached and fresh == cached and fresh.username == cached.username
+    assert not any(hasattr(fresh, attribute) for attribute in ("_perm_cache", "_user_perm_cache"))
+    assert fresh._state is not cached._state and fresh._state.db == cached._state.db
+    assert fresh._state.adding is False and "marker" in fresh._state.fields_cache
+    fresh._state.fields_cache.pop("marker")
+    fresh.first_name = "changed"
+    assert "marker" in cached._state.fields_cache and cached.first_name != "changed"
