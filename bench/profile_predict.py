@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = [
     ("django.core.handlers.base", "BaseHandler", "_get_response"),
     ("django.core.handlers.base", "BaseHandler", "resolve_request"),
+    # A token request to score is answered by the scoring lane; DRF's dispatch serves the rest.
+    ("predictions.scoring_lane", None, "scoring_answer"),
+    ("predictions.scoring_lane", None, "_admitted"),
     ("rest_framework.views", "APIView", "dispatch"),
     ("rest_framework.views", "APIView", "initial"),
     ("rest_framework.views", "APIView", "perform_authentication"),

@@ -83,7 +83,7 @@ class PredictApi(APIView):
             source=Source.API,
             actor=request.user,
             request_key=routing.request_key_read(
-                header=request.headers.get(routing.REQUEST_KEY_HEADER), field=body.get("request_key")
+                header=request.META.get(routing.REQUEST_KEY_META), field=body.get("request_key")
             ),
         )
         return Response(

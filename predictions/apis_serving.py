@@ -307,7 +307,7 @@ class MlflowInvocationsApi(_MlflowApi):
             source=Source.MLFLOW,
             served=served,
             actor=request.user,
-            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+            request_key=routing.request_key_read(header=request.META.get(routing.REQUEST_KEY_META), field=None),
         )
         response = self.json_response(mlflow_protocol.predictions_body([row.prediction for row in result.predictions]))
         response["X-Request-Id"] = result.request_id
@@ -577,7 +577,7 @@ class V2InferApi(_V2Api):
             request_id=infer.request_id,
             served=served,
             actor=request.user,
-            request_key=routing.request_key_read(header=request.headers.get(routing.REQUEST_KEY_HEADER), field=None),
+            request_key=routing.request_key_read(header=request.META.get(routing.REQUEST_KEY_META), field=None),
             pinned=version is not None,
         )
         rows = result.predictions

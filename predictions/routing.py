@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 CHALLENGER = "challenger"  # the registry alias the challenger version carries
 REQUEST_KEY_HEADER = "X-Request-Key"
+# As WSGI names it: views read it from META (request.headers copies every header on first use).
+REQUEST_KEY_META = "HTTP_" + REQUEST_KEY_HEADER.upper().replace("-", "_")
 _HASH_SCALE = float(2**64)
 
 

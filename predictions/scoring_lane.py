@@ -78,12 +78,15 @@ class _LaneRequest:
         self._request = request
         self.user = self.auth = self.data = None
         self.accepted_renderer = self.accepted_media_type = None
-        self.query_params = request.GET
         # DRF's: the header as sent, parameters and all (Django's drops them).
         self.content_type = request.META.get("CONTENT_TYPE", request.META.get("HTTP_CONTENT_TYPE", ""))
 
     def __getattr__(self, name):
         return getattr(self._request, name)
+
+    @property
+    def query_params(self):  # parsed when asked for (a `?format=` to negotiate)
+        return self._request.GET
 
     def force_plaintext_errors(self, value):  # DRF calls it on an uncaught exception under DEBUG
         self._request.is_ajax = lambda: value
