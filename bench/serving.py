@@ -1,7 +1,7 @@
 """Serving benchmark: one row through our REST API and the two protocols we speak, beside MLflow's
 scoring server and a bare DRF floor, in one run.
 
-    .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4] [--rounds 4]
+    .venv/bin/python bench/serving.py [--requests 2000] [--workers 2 --threads 4] [--rounds 10]
                                       [--database mlapp_bench_serving --port 8097 --mlflow-port 5097]
                                       [--redis redis://127.0.0.1:6379/15 | none]
 
@@ -17,7 +17,8 @@ throttles count in it), with the demo model:
 - floor: a bare DRF endpoint (bench/floor: no middleware, no auth) on the same gunicorn settings that
   parses the same JSON and inserts one jsonb row into the same PostgreSQL: the least an API that logs can do.
 Phase 1 runs ours beside MLflow, phase 2 ours beside the floor (on MLflow's port, once MLflow is
-stopped); within a phase the cases take turns in rounds, so a noisy neighbour hits them alike.
+stopped); within a phase the cases take turns in rounds (10 by default: 200 requests a turn), so a
+noisy neighbour, or the server warming up, hits them alike.
 The same keep-alive HTTP client drives every server, with 1 and 8 concurrent clients.
 Targets: our p50 within 3 ms of the pipeline and <= 0.6x MLflow's p50, our throughput with 8 clients
 >= 1.5x MLflow's; both protocols' p50 within 10% of ours and <= 0.6x MLflow's; our p50 <= 1.5x the
@@ -160,7 +161,12 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="turns per case: 4 (500 requests a turn) let one burst of noise sway a case",
+    )
     parser.add_argument("--database", default="mlapp_bench_serving", help="scratch database, dropped at the end")
     parser.add_argument("--port", type=int, default=8097, help="our server")
     parser.add_argument("--mlflow-port", type=int, default=5097, help="mlflow models serve, then the floor")
