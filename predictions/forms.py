@@ -6,6 +6,8 @@ from django.conf import settings
 from models_registry.profile import NUMERIC
 from models_registry.rules import Action, CategoryRule, RulePath, RuleTable
 
+from .models import Source
+
 
 def _number_hint(spec) -> str:
     if spec.minimum is None or spec.maximum is None:
@@ -94,7 +96,7 @@ class PredictionFilterForm(forms.Form):
     )
     source = forms.ChoiceField(
         required=False,
-        choices=[("", "any source"), ("web", "web"), ("api", "api"), ("batch", "batch"), ("scheduled", "scheduled")],
+        choices=[("", "any source"), *Source.choices],
     )
     model_version = forms.IntegerField(required=False, min_value=1, label="Model version")
     variant = forms.ChoiceField(

@@ -5,10 +5,12 @@ from jobs.models import Claimable, Job, JobStates
 
 
 class Source(models.TextChoices):
-    WEB = "web"
-    API = "api"
-    BATCH = "batch"
-    SCHEDULED = "scheduled"
+    """Where a prediction was asked for; the labels are what the filters offer."""
+
+    WEB = "web", "web form"
+    API = "api", "REST API"
+    BATCH = "batch", "batch file (CSV)"
+    SCHEDULED = "scheduled", "scheduled scoring"
     MLFLOW = "mlflow", "MLflow scoring protocol"  # /serving/{name}/invocations
     V2 = "v2", "Open Inference Protocol"  # /v2/models/{name}/infer
 

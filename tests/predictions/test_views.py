@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from predictions.models import Prediction
+from predictions.models import Prediction, Source
 from tests.conftest import CHURN, HOUSING
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +90,22 @@ def test_past_predictions_filter_paginate_and_export(user_client, churn_model):
     assert page.count('<span class="badge">web</span>') == 2 and '<span class="badge">api</span>' not in page
     assert len(rows) == 2 and {r["source"] for r in rows} == {"web"}
     assert "month-to-month" in rows[0]["features"] and rows[0]["model_version"] == str(churn_model.version)
+
+
+@pytest.mark.parametrize("source", [choice.value for choice in Source])
+def test_past_predictions_filter_by_every_source(user_client, churn_model, source):
+    """The filter offers every source a row can have, the protocols' included."""
+    for _ in range(2):
+        user_client.post(PREDICT, CHURN_FORM)
+    first, other = Prediction.objects.order_by("id")
+    Prediction.objects.filter(pk=first.pk).update(source=source)
+    Prediction.objects.filter(pk=other.pk).update(source="api" if source != "api" else "web")
+
+    response = user_client.get(HISTORY, {"source": source})
+
+    assert response.context["form"].is_valid(), response.context["form"].errors
+    assert [row.pk for row in response.context["rows"]] == [first.pk]
+    assert f'<option value="{source}" selected>{Source(source).label}</option>' in response.content.decode()
 
 
 def test_keyset_pagination_walks_every_row_once(user_client, churn_model, monkeypatch):
