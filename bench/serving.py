@@ -26,15 +26,12 @@ floor's and our 8-client throughput >= 0.6x the floor's. OMP_NUM_THREADS=1 every
 """
 
 import argparse
-import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,52 +42,13 @@ MLFLOW_PROTOCOL_PATH = f"/serving/{MODEL}/invocations"
 V2_PATH = f"/v2/models/{MODEL}/infer"
 FLOOR_PATH = "/floor/"
 
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.http_load import requests_drive, server_wait  # noqa: E402
+
 
 def _psql(sql):
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
-
-
-def _wait(port, path, timeout=600):
-    """Until the server answers (the first request loads the model: a minute on a loaded machine)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
-            connection.request("GET", path)
-            connection.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"nothing answered on port {port}")
-
-
-def _drive(port, path, body, headers, n_requests, n_clients):
-    """Latencies (ms) and elapsed seconds with n_clients keep-alive connections."""
-    latencies, errors = [], []
-    per_client = n_requests // n_clients
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        for _ in range(per_client):
-            started = time.perf_counter()
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            answer = response.read()
-            mine.append((time.perf_counter() - started) * 1000)
-            if response.status != 200:
-                errors.append((response.status, answer[:200]))
-        latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(n_clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    assert not errors, f"non-200 answers on {path}: {errors[:3]}"
-    return latencies, elapsed
 
 
 def _summary(latencies, elapsed):
@@ -108,10 +66,10 @@ def _rounds(cases, n_requests, rounds):
     for clients in (1, 8):
         pooled = {name: ([], 0.0) for name in cases}
         for port, path, body, headers in cases.values():
-            _drive(port, path, body, headers, 100, clients)  # warm up
+            requests_drive(port, path, body, headers, 100, clients)  # warm up
         for _ in range(rounds):
             for name, (port, path, body, headers) in cases.items():
-                latencies, elapsed = _drive(port, path, body, headers, n_requests // rounds, clients)
+                latencies, elapsed = requests_drive(port, path, body, headers, n_requests // rounds, clients)
                 pooled[name][0].extend(latencies)
                 pooled[name] = (pooled[name][0], pooled[name][1] + elapsed)
         for name, (latencies, elapsed) in pooled.items():
@@ -268,8 +226,8 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         servers.append(mlflow)
-        _wait(args.port, "/api/v1/health/")
-        _wait(args.mlflow_port, "/ping")
+        server_wait(args.port, "/api/v1/health/")
+        server_wait(args.mlflow_port, "/ping")
 
         row = DEMO_ROWS["churn"]
         auth = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
@@ -291,7 +249,7 @@ def main():
             {**env, "DJANGO_SETTINGS_MODULE": "bench.floor.settings"},
         )
         servers.append(floor_server)
-        _wait(args.mlflow_port, "/")
+        server_wait(args.mlflow_port, "/")
         floor_case = (args.mlflow_port, FLOOR_PATH, json.dumps({"features": row}), {"Content-Type": "application/json"})
         phase2 = _rounds({**ours_cases, "floor: bare DRF + INSERT": floor_case}, args.requests, args.rounds)
     finally:

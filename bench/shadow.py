@@ -20,7 +20,6 @@ on within 10 % of shadow off, per runner and client count. OMP_NUM_THREADS=1 eve
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
@@ -28,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,51 +35,13 @@ PG = "postgres://postgres@127.0.0.1:5432"
 PATH = "/api/v1/models/churn-demo/predict/"
 MODEL = "churn-demo"
 
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.http_load import requests_drive, server_wait  # noqa: E402
+
 
 def _psql(sql: str) -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True)
-
-
-def _wait(port: int, path: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-            connection.request("GET", path)
-            connection.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"nothing answered on port {port}")
-
-
-def _drive(port: int, body: str, headers: dict, n_requests: int, n_clients: int) -> list[float]:
-    """Latencies (ms) of n_requests spread over n_clients keep-alive connections."""
-    latencies, errors = [], []
-    per_client = max(n_requests // n_clients, 1)
-
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        for _ in range(per_client):
-            started = time.perf_counter()
-            connection.request("POST", PATH, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            mine.append((time.perf_counter() - started) * 1000)
-            if response.status != 200:
-                errors.append((response.status, payload[:200]))
-            elif json.loads(payload)["variant"] != "production":
-                errors.append(("variant", payload[:200]))
-        latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(n_clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, f"bad answers: {errors[:3]}"
-    return latencies
 
 
 def _p(latencies: list[float], q: float) -> float:
@@ -155,6 +115,14 @@ def main():
         body = json.dumps({"features": DEMO_ROWS["churn"]})
         headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
 
+        def production_answered(payload):  # shadow scoring never answers the client
+            return None if json.loads(payload)["variant"] == "production" else "variant"
+
+        def drive(n_requests, clients):
+            return requests_drive(
+                args.port, PATH, body, headers, n_requests, clients, answer_check=production_answered
+            )[0]
+
         def policy(mode):
             routing.traffic_policy_set(model_name=MODEL, mode=mode, actor_label="bench", reason="bench block")
             time.sleep(1.3)  # every worker re-reads the policy within MLAPP_MODEL_POLL_SECONDS
@@ -212,11 +180,11 @@ def main():
                 )
             )
             processes.extend(mine)
-            _wait(args.port, "/api/v1/health/")
+            server_wait(args.port, "/api/v1/health/", timeout=300)
             Prediction.objects.all().delete()
             TrafficPolicy.objects.filter(model_name=MODEL).update(shadow_dropped=0)
             policy("shadow")
-            _drive(args.port, body, headers, 200, 4)  # every worker loads the challenger (off the path)
+            drive(200, 4)  # every worker loads the challenger (off the path)
 
             def production_count():
                 return Prediction.objects.filter(model_name=MODEL, variant="production").count()
@@ -230,8 +198,8 @@ def main():
                     for mode in order:
                         policy(mode)
                         before = production_count()
-                        _drive(args.port, body, headers, 40, clients)  # after the switch, not measured
-                        latencies = _drive(args.port, body, headers, args.requests, clients)
+                        drive(40, clients)  # after the switch, not measured
+                        latencies = drive(args.requests, clients)
                         results.setdefault((runner, clients, mode), []).extend(latencies)
                         print(
                             f"block: {runner} x{clients} {mode:<10} p50 {statistics.median(latencies):.2f} ms "
